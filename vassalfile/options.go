@@ -1,0 +1,290 @@
+package vassalfile
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Scope says which file an option belongs in.
+type Scope int
+
+const (
+	// ScopeVassal options go in vassal files.
+	ScopeVassal Scope = 1 << iota
+	// ScopeEmperor options go in the emperor's --config file.
+	ScopeEmperor
+)
+
+// Kind is the type of an option's value.
+type Kind int
+
+const (
+	KindString Kind = iota
+	KindInt
+	KindBool
+	KindMillis  // a duration; a bare number is milliseconds (uWSGI's unit for throttles)
+	KindSeconds // a duration; a bare number is seconds (uWSGI's unit for mercy and intervals)
+	KindIgnored // accepted for compatibility, ignored with a warning
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindInt:
+		return "integer"
+	case KindBool:
+		return "boolean"
+	case KindMillis:
+		return "duration (bare number = ms)"
+	case KindSeconds:
+		return "duration (bare number = s)"
+	case KindIgnored:
+		return "ignored"
+	}
+	return "string"
+}
+
+// Option describes one known option. The README's reference table is
+// generated from this list (see `emperor options --markdown`), so the docs
+// cannot drift from what the parser accepts.
+type Option struct {
+	Name    string
+	Aliases []string
+	Scope   Scope
+	Kind    Kind
+	List    bool   // repeated keys append; otherwise the last value wins
+	Default string // as documented
+	Doc     string
+	UWSGI   string // how it differs from uWSGI, or "same"
+	// Restart is true when a change to the option cannot be applied by an
+	// in-place reload and forces a full stop and clean start.
+	Restart  bool
+	Validate func(string) error
+}
+
+var registry = map[string]*Option{}
+var canonical = map[string]string{}
+
+func register(opts ...*Option) {
+	for _, o := range opts {
+		if _, dup := canonical[o.Name]; dup {
+			panic("vassalfile: option registered twice: " + o.Name)
+		}
+		registry[o.Name] = o
+		canonical[o.Name] = o.Name
+		for _, a := range o.Aliases {
+			if _, dup := canonical[a]; dup {
+				panic("vassalfile: alias registered twice: " + a)
+			}
+			canonical[a] = o.Name
+		}
+	}
+}
+
+// Lookup finds an option by name or alias.
+func Lookup(name string) (*Option, bool) {
+	c, ok := canonical[name]
+	if !ok {
+		return nil, false
+	}
+	return registry[c], true
+}
+
+// Options returns every known option, sorted by name.
+func Options() []*Option {
+	out := make([]*Option, 0, len(registry))
+	for _, o := range registry {
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// loaderOptions are uWSGI request plugins we do not embed. They get an error
+// that says what to write instead.
+var loaderOptions = map[string]string{
+	"psgi": "perl", "wsgi": "python", "wsgi-file": "python", "module": "python",
+	"callable": "python", "mount": "python", "pythonpath": "python", "python-path": "python",
+	"pp": "python", "virtualenv": "python", "venv": "python", "home": "python", "chdir2": "python",
+	"rack": "ruby", "rails": "ruby", "rbrequire": "ruby", "php-docroot": "php",
+	"php-index": "php", "lua": "lua", "jvm-main-class": "jvm", "mono-app": "mono",
+	"erlang": "erlang", "go-load": "go", "cgi": "cgi", "http-modifier1": "a request plugin",
+}
+
+// ignoredOptions are uWSGI process-model options that have no meaning for a
+// vassal here (there is no uWSGI master or worker pool). They are accepted so
+// that existing vassal files keep working, with a warning.
+var ignoredOptions = []string{
+	"plugin", "plugins", "plugins-dir", "plugin-dir", "master", "processes", "workers",
+	"vacuum", "die-on-term", "enable-threads", "strict", "need-app", "no-orphans",
+	"memory-report", "lazy-apps", "single-interpreter", "harakiri", "max-requests",
+	"buffer-size", "post-buffering", "thunder-lock", "auto-procname", "procname-prefix",
+	"procname-prefix-spaced", "procname", "log-date", "logdate", "pidfile", "pidfile2",
+}
+
+func validateInt(v string) error {
+	if _, err := strconv.Atoi(v); err != nil {
+		return fmt.Errorf("%q is not an integer", v)
+	}
+	return nil
+}
+
+// ParseBool reads uWSGI's boolean spellings. An empty value means true, as a
+// bare flag does in uWSGI.
+func ParseBool(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "", "1", "true", "yes", "on", "y", "t":
+		return true, nil
+	case "0", "false", "no", "off", "n", "f":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean (use true or false)", v)
+}
+
+// ParseDuration reads a duration where a bare number is in unit.
+func ParseDuration(v string, unit time.Duration) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("%q is negative", v)
+		}
+		return time.Duration(n * float64(unit)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (a number, or e.g. 500ms, 2s)", v)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%q is negative", v)
+	}
+	return d, nil
+}
+
+func validateEnv(v string) error {
+	k, _, ok := strings.Cut(v, "=")
+	if !ok || k == "" || strings.ContainsAny(k, " \t") {
+		return fmt.Errorf("env wants KEY=VALUE, got %q", v)
+	}
+	return nil
+}
+
+func validateNotEmpty(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("a value is required")
+	}
+	return nil
+}
+
+func validateSmartDaemon(v string) error {
+	pid, cmd, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok || pid == "" || strings.TrimSpace(cmd) == "" {
+		return fmt.Errorf("smart-attach-daemon wants PIDFILE COMMAND, got %q", v)
+	}
+	return nil
+}
+
+func validateSocket(v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%q is not [ADDR]:PORT: %v", v, err)
+	}
+	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		return fmt.Errorf("%q: address %q is not an IP address", v, host)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q: bad port %q", v, port)
+	}
+	return nil
+}
+
+func validateClone(v string) error {
+	_, err := ParseCloneFlags(v)
+	return err
+}
+
+func validateUser(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("a user name or number is required")
+	}
+	return nil
+}
+
+func init() {
+	register(
+		&Option{Name: "uid", Scope: ScopeVassal, Kind: KindString, Restart: true,
+			Default: "(none: stays root)", Validate: validateUser,
+			Doc:   "User (name or number) the vassal's PID 1 and its daemons drop to, after the jail is set up.",
+			UWSGI: "Names are resolved in the host's user database before the jail, so the jail needs no /etc/passwd."},
+		&Option{Name: "gid", Scope: ScopeVassal, Kind: KindString, Restart: true,
+			Default: "(uid's primary group, else none)", Validate: validateUser,
+			Doc:   "Group (name or number) to drop to. Dropped in the order setgid, setgroups, setuid.",
+			UWSGI: "Defaults to the uid's primary group when only uid is set; uWSGI keeps root's gid."},
+		&Option{Name: "add-gid", Scope: ScopeVassal, Kind: KindString, List: true, Restart: true,
+			Validate: validateUser, Default: "(none)",
+			Doc:   "Extra supplementary group (name or number). Repeatable.",
+			UWSGI: "same"},
+		&Option{Name: "no-initgroups", Scope: ScopeVassal, Kind: KindBool, Restart: true, Default: "false",
+			Doc:   "Do not add the uid's supplementary groups from the group database.",
+			UWSGI: "same"},
+		&Option{Name: "chdir", Scope: ScopeVassal, Kind: KindString, Default: "(unchanged)",
+			Validate: validateNotEmpty,
+			Doc:      "Directory the vassal changes to after the privilege drop; daemons start there.",
+			UWSGI:    "same"},
+		&Option{Name: "env", Scope: ScopeVassal, Kind: KindString, List: true, Validate: validateEnv,
+			Default: "(none)",
+			Doc:     "KEY=VALUE added to the environment of the vassal's daemons. Repeatable.",
+			UWSGI:   "same"},
+		&Option{Name: "attach-daemon", Aliases: []string{"attach-control-daemon"}, Scope: ScopeVassal,
+			Kind: KindString, List: true, Validate: validateNotEmpty, Default: "(none)",
+			Doc:   "Command run through /bin/sh -c as the vassal's user, in the foreground; respawned when it dies, restarted on reload; output logged with the vassal's name.",
+			UWSGI: "Respawns are throttled (1 s, doubling to 30 s) instead of uWSGI's fixed 10 tries."},
+		&Option{Name: "smart-attach-daemon", Scope: ScopeVassal, Kind: KindString, List: true,
+			Validate: validateSmartDaemon, Default: "(none)",
+			Doc:   "PIDFILE COMMAND: a daemon that backgrounds itself and writes PIDFILE. It is watched through the pidfile, respawned when that pid is gone, and kept across reloads.",
+			UWSGI: "same"},
+		&Option{Name: "shared-socket", Scope: ScopeVassal, Kind: KindString, List: true, Restart: true,
+			Validate: validateSocket, Default: "(none)",
+			Doc:   "[ADDR]:PORT bound by the vassal as root before the privilege drop and kept open across reloads. Attached daemons inherit the sockets as fds 3, 4, ... with LISTEN_FDS set, so requests queue instead of failing while a daemon restarts.",
+			UWSGI: "uWSGI only shares them with its own workers; here any daemon can use them (LISTEN_PID is not set, since the daemon runs under /bin/sh)."},
+		&Option{Name: "reload-mercy", Scope: ScopeVassal | ScopeEmperor, Kind: KindSeconds, Default: "30",
+			Doc:   "How long a vassal (and, in a vassal, its daemons) get after SIGTERM before SIGKILL, on stop and on reload.",
+			UWSGI: "Also accepts Go durations (500ms)."},
+		&Option{Name: "unshare", Scope: ScopeVassal, Kind: KindString, Restart: true, Validate: validateClone,
+			Default: "(none)",
+			Doc:     "Extra namespaces for this vassal on top of emperor-use-clone (fs, pid, uts, ipc, net).",
+			UWSGI:   "The emperor creates them at clone time, so pid works here too."},
+		&Option{Name: "set-placeholder", Aliases: []string{"set-ph"}, Scope: ScopeVassal | ScopeEmperor,
+			Kind: KindString, List: true, Default: "(none)",
+			Doc:   "NAME=VALUE defines %(NAME) for later lines without setting an option.",
+			UWSGI: "same"},
+
+		&Option{Name: "emperor", Scope: ScopeEmperor, Kind: KindString, Validate: validateNotEmpty,
+			Default: "(required, or --vassals)",
+			Doc:     "Directory of vassal files (*.ini) to watch.",
+			UWSGI:   "Only a directory; uWSGI's glob and imperial monitors are not supported."},
+		&Option{Name: "emperor-use-clone", Scope: ScopeEmperor, Kind: KindString, Validate: validateClone,
+			Default: "fs,pid",
+			Doc:     "Namespaces each vassal gets: fs|mount|mnt|ns, pid, uts, ipc, net, comma separated; none for no isolation.",
+			UWSGI:   "uWSGI's default is no namespaces; ours is fs,pid."},
+		&Option{Name: "emperor-throttle", Scope: ScopeEmperor, Kind: KindMillis, Default: "1000",
+			Doc:   "First backoff step after a vassal dies again soon after a restart. Doubles each time.",
+			UWSGI: "Same unit (ms); the first restart after a healthy run is immediate."},
+		&Option{Name: "emperor-max-throttle", Scope: ScopeEmperor, Kind: KindMillis, Default: "180000",
+			Doc:   "Cap on the backoff.",
+			UWSGI: "same"},
+		&Option{Name: "emperor-healthy-time", Scope: ScopeEmperor, Kind: KindSeconds, Default: "10",
+			Doc:   "A vassal that has been ready this long is healthy: its backoff resets.",
+			UWSGI: "Not in uWSGI."},
+		&Option{Name: "emperor-freq", Scope: ScopeEmperor, Kind: KindSeconds, Default: "3",
+			Doc:   "Interval of the safety-net rescan of the vassal directory. Events come from inotify at once; the rescan only catches lost events.",
+			UWSGI: "In uWSGI this scan is the only trigger, so it bounds spawn latency; here it does not."},
+	)
+	for _, n := range ignoredOptions {
+		register(&Option{Name: n, Scope: ScopeVassal | ScopeEmperor, Kind: KindIgnored, Default: "-",
+			Doc:   "Accepted so uWSGI vassal files keep working; ignored with a warning.",
+			UWSGI: "No effect here."})
+	}
+}

@@ -1,0 +1,615 @@
+package vassalfile
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits that keep a hostile or broken file from hanging or exhausting the
+// parser (a for-times loop of a billion, a for-glob over /).
+const (
+	MaxFileSize   = 1 << 20
+	MaxEntries    = 100000
+	MaxLoopItems  = 10000
+	maxValueBytes = 1 << 20
+)
+
+// Entry is one option as set by the file, after expansion.
+type Entry struct {
+	Key   string // canonical option name
+	Value string
+	Line  int
+}
+
+// File is a parsed file: its options in file order.
+type File struct {
+	Path     string
+	Name     string // file name without extension (%n)
+	Entries  []Entry
+	Warnings []Diag
+}
+
+// All returns every entry of key (canonical name), in order.
+func (f *File) All(key string) []Entry {
+	var out []Entry
+	for _, e := range f.Entries {
+		if e.Key == key {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Last returns the last value of key: scalar options take the last value.
+func (f *File) Last(key string) (Entry, bool) {
+	for i := len(f.Entries) - 1; i >= 0; i-- {
+		if f.Entries[i].Key == key {
+			return f.Entries[i], true
+		}
+	}
+	return Entry{}, false
+}
+
+// ParseOptions are the facts the parser cannot read from the file itself.
+type ParseOptions struct {
+	Scope    Scope // ScopeVassal when zero
+	Reload   bool  // value of if-reload
+	Getenv   func(string) (string, bool)
+	Stat     func(string) (fs.FileInfo, error)
+	Glob     func(string) ([]string, error)
+	Hostname string
+	Now      func() time.Time
+}
+
+func (o *ParseOptions) fill() {
+	if o.Scope == 0 {
+		o.Scope = ScopeVassal
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.LookupEnv
+	}
+	if o.Stat == nil {
+		o.Stat = os.Stat
+	}
+	if o.Glob == nil {
+		o.Glob = filepath.Glob
+	}
+	if o.Hostname == "" {
+		o.Hostname, _ = os.Hostname()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// ParseFile reads and parses path.
+func ParseFile(path string, o ParseOptions) (*File, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, Errors{{File: path, Message: err.Error()}}
+	}
+	if st.Size() > MaxFileSize {
+		return nil, Errors{{File: path, Message: fmt.Sprintf("file is %d bytes, over the %d byte limit", st.Size(), MaxFileSize)}}
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Message: err.Error()}}
+	}
+	return Parse(path, src, o)
+}
+
+type rawLine struct {
+	key, value string
+	line       int
+}
+
+// lex returns the key = value lines of the [uwsgi] section.
+func lex(path string, src []byte) ([]rawLine, Errors) {
+	var out []rawLine
+	var errs Errors
+	section := ""
+	sawSection := false
+	for i, l := range strings.Split(string(src), "\n") {
+		n := i + 1
+		t := strings.TrimSpace(strings.TrimSuffix(l, "\r"))
+		if t == "" || t[0] == ';' || t[0] == '#' {
+			continue
+		}
+		if t[0] == '[' {
+			if !strings.HasSuffix(t, "]") {
+				errs = append(errs, Diag{File: path, Line: n, Message: fmt.Sprintf("section header %q has no closing ]", t)})
+				section = ""
+				continue
+			}
+			section = strings.TrimSpace(t[1 : len(t)-1])
+			if section == "uwsgi" {
+				sawSection = true
+			}
+			continue
+		}
+		if section != "uwsgi" {
+			continue
+		}
+		k, v, ok := strings.Cut(t, "=")
+		k = strings.TrimSpace(k)
+		if !ok {
+			errs = append(errs, Diag{File: path, Line: n, Message: fmt.Sprintf("%q is not key = value", t)})
+			continue
+		}
+		if k == "" {
+			errs = append(errs, Diag{File: path, Line: n, Message: "empty option name before '='"})
+			continue
+		}
+		out = append(out, rawLine{key: k, value: strings.TrimSpace(v), line: n})
+	}
+	if !sawSection {
+		errs = append(errs, Diag{File: path, Message: "no [uwsgi] section (only [uwsgi] is read)"})
+	}
+	return out, errs
+}
+
+type parser struct {
+	o     ParseOptions
+	path  string
+	name  string
+	magic map[byte]string
+	ph    map[string]string // placeholders: options set so far and set-placeholder names
+	file  *File
+	errs  Errors
+}
+
+// Parse parses src as the file at path. It returns every error it finds as
+// Errors; warnings are in File.Warnings.
+func Parse(path string, src []byte, o ParseOptions) (*File, error) {
+	o.fill()
+	if len(src) > MaxFileSize {
+		return nil, Errors{{File: path, Message: fmt.Sprintf("file is %d bytes, over the %d byte limit", len(src), MaxFileSize)}}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	base := filepath.Base(abs)
+	ext := filepath.Ext(base)
+	p := &parser{o: o, path: path, name: strings.TrimSuffix(base, ext), ph: map[string]string{}}
+	p.file = &File{Path: path, Name: p.name}
+	dir := filepath.Dir(abs)
+	p.magic = map[byte]string{
+		'n': p.name,
+		's': base,
+		'p': abs,
+		'd': strings.TrimSuffix(dir, "/") + "/",
+		'e': strings.TrimPrefix(ext, "."),
+		'c': filepath.Base(dir),
+		'h': o.Hostname,
+		't': strconv.FormatInt(o.Now().Unix(), 10),
+		'T': strconv.FormatInt(o.Now().UnixMicro(), 10),
+		'k': strconv.Itoa(runtime.NumCPU()),
+	}
+	lines, lexErrs := lex(path, src)
+	p.errs = append(p.errs, lexErrs...)
+	p.run(lines)
+	sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
+	if len(p.errs) > 0 {
+		return p.file, p.errs
+	}
+	return p.file, nil
+}
+
+func (p *parser) errorf(line int, format string, a ...any) {
+	p.errs = append(p.errs, Diag{File: p.path, Line: line, Message: fmt.Sprintf(format, a...)})
+}
+
+func (p *parser) warnf(line int, format string, a ...any) {
+	p.file.Warnings = append(p.file.Warnings, Diag{File: p.path, Line: line, Message: fmt.Sprintf(format, a...), Warning: true})
+}
+
+// Logic block keys.
+func isIf(k string) bool {
+	switch k {
+	case "if-exists", "if-not-exists", "if-file", "if-not-file", "if-dir", "if-not-dir",
+		"if-env", "if-not-env", "if-opt", "if-not-opt", "if-reload", "if-not-reload":
+		return true
+	}
+	return false
+}
+
+func isFor(k string) bool { return k == "for" || k == "for-glob" || k == "for-times" }
+
+type block struct {
+	kind   string // "if" or "for"
+	open   rawLine
+	active bool // if: the branch being read is taken
+	inElse bool
+	under  string // value of %(_) in the taken branch
+	body   []rawLine
+	ignore bool // a nested block: reported, and its lines skipped
+}
+
+// run applies the lines. Logic blocks do not nest (as in uWSGI); a nested
+// opener is an error naming both lines, and an unclosed block names its
+// opening line.
+func (p *parser) run(lines []rawLine) {
+	var cur *block
+	nestedDepth := 0
+	for _, l := range lines {
+		if len(p.file.Entries) > MaxEntries {
+			p.errorf(l.line, "more than %d options; giving up", MaxEntries)
+			return
+		}
+		k := l.key
+		switch {
+		case isIf(k) || isFor(k):
+			if cur != nil {
+				p.errorf(l.line, "%s cannot be nested inside the %s opened at line %d (logic blocks do not nest)", k, cur.open.key, cur.open.line)
+				nestedDepth++
+				continue
+			}
+			if isFor(k) {
+				cur = &block{kind: "for", open: l}
+				continue
+			}
+			ok, under, err := p.cond(l)
+			if err != nil {
+				p.errorf(l.line, "%s: %v", k, err)
+			}
+			cur = &block{kind: "if", open: l, active: ok && err == nil, under: under}
+		case k == "else":
+			if nestedDepth > 0 {
+				continue
+			}
+			if cur == nil || cur.kind != "if" {
+				p.errorf(l.line, "else without an open if-* block")
+				continue
+			}
+			if cur.inElse {
+				p.errorf(l.line, "second else in the block opened at line %d", cur.open.line)
+				continue
+			}
+			cur.inElse = true
+			cur.active = !cur.active
+			if cur.active {
+				cur.under = ""
+			}
+		case k == "endif" || strings.HasPrefix(k, "endif:"):
+			if nestedDepth > 0 {
+				nestedDepth--
+				continue
+			}
+			if cur == nil || cur.kind != "if" {
+				p.errorf(l.line, "endif without an open if-* block")
+				continue
+			}
+			cur = nil
+		case k == "endfor" || strings.HasPrefix(k, "endfor:"):
+			if nestedDepth > 0 {
+				nestedDepth--
+				continue
+			}
+			if cur == nil || cur.kind != "for" {
+				p.errorf(l.line, "endfor without an open for block")
+				continue
+			}
+			p.loop(cur)
+			cur = nil
+		default:
+			if nestedDepth > 0 {
+				continue
+			}
+			switch {
+			case cur == nil:
+				p.apply(l, "", false)
+			case cur.kind == "for":
+				cur.body = append(cur.body, l)
+			case cur.active:
+				p.apply(l, cur.under, true)
+			}
+		}
+	}
+	if cur != nil {
+		end := "endif"
+		if cur.kind == "for" {
+			end = "endfor"
+		}
+		p.errorf(cur.open.line, "%s opened here is never closed (missing %s)", cur.open.key, end)
+	}
+}
+
+func (p *parser) loop(b *block) {
+	v, err := p.expand(b.open.value, "", false)
+	if err != nil {
+		p.errorf(b.open.line, "%s: %v", b.open.key, err)
+		return
+	}
+	var items []string
+	switch b.open.key {
+	case "for":
+		items = strings.Fields(v)
+	case "for-glob":
+		m, err := p.o.Glob(v)
+		if err != nil {
+			p.errorf(b.open.line, "for-glob: %v", err)
+			return
+		}
+		items = m
+	case "for-times":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			p.errorf(b.open.line, "for-times wants a count, got %q", v)
+			return
+		}
+		if n > MaxLoopItems {
+			p.errorf(b.open.line, "for-times %d is over the limit of %d", n, MaxLoopItems)
+			return
+		}
+		for i := 1; i <= n; i++ {
+			items = append(items, strconv.Itoa(i))
+		}
+	}
+	if len(items) > MaxLoopItems {
+		p.errorf(b.open.line, "%s has %d items, over the limit of %d", b.open.key, len(items), MaxLoopItems)
+		return
+	}
+	for _, it := range items {
+		for _, l := range b.body {
+			if len(p.file.Entries) > MaxEntries {
+				return
+			}
+			p.apply(l, it, true)
+		}
+	}
+}
+
+// cond evaluates an if-* line after expansion (uWSGI evaluates before
+// expansion, which breaks conditions on %(option) and $(ENV); see uWSGI
+// issue #1513). It returns the truth and the value of %(_) in the block.
+func (p *parser) cond(l rawLine) (bool, string, error) {
+	k := l.key
+	if k == "if-reload" {
+		return p.o.Reload, "", nil
+	}
+	if k == "if-not-reload" {
+		return !p.o.Reload, "", nil
+	}
+	v, err := p.expand(l.value, "", false)
+	if err != nil {
+		return false, "", err
+	}
+	neg := strings.HasPrefix(k, "if-not-")
+	base := strings.TrimPrefix(strings.TrimPrefix(k, "if-not-"), "if-")
+	if v == "" {
+		return false, "", fmt.Errorf("needs a value")
+	}
+	var ok bool
+	switch base {
+	case "exists":
+		_, err := p.o.Stat(v)
+		ok = err == nil
+	case "file":
+		st, err := p.o.Stat(v)
+		ok = err == nil && st.Mode().IsRegular()
+	case "dir":
+		st, err := p.o.Stat(v)
+		ok = err == nil && st.IsDir()
+	case "env":
+		name, want, hasWant := strings.Cut(v, "=")
+		val, set := p.o.Getenv(name)
+		ok = set && val != ""
+		if hasWant {
+			ok = set && val == want
+		}
+		if ok && !neg {
+			return true, val, nil
+		}
+	case "opt":
+		name, want, hasWant := strings.Cut(v, "=")
+		val, set := p.ph[name]
+		ok = set
+		if hasWant {
+			ok = set && val == want
+		}
+		if ok && !neg {
+			return true, val, nil
+		}
+	}
+	if neg {
+		return !ok, v, nil
+	}
+	return ok, v, nil
+}
+
+func (p *parser) apply(l rawLine, under string, hasUnder bool) {
+	v, err := p.expand(l.value, under, hasUnder)
+	if err != nil {
+		p.errorf(l.line, "%s: %v", l.key, err)
+		return
+	}
+	k := l.key
+	if lang, ok := loaderOptions[k]; ok {
+		p.errorf(l.line, "%s is a uWSGI %s loader option; this emperor embeds no language plugin: run the app as a daemon instead, e.g. attach-daemon = <command that serves it>", k, lang)
+		return
+	}
+	opt, ok := Lookup(k)
+	if !ok {
+		if s := suggest(k); s != "" {
+			p.errorf(l.line, "unknown option %q (did you mean %q?)", k, s)
+		} else {
+			p.errorf(l.line, "unknown option %q", k)
+		}
+		return
+	}
+	if opt.Scope&p.o.Scope == 0 {
+		where := "a vassal file"
+		if opt.Scope == ScopeEmperor {
+			where = "the emperor's config (--config)"
+		}
+		p.errorf(l.line, "%s belongs in %s, not here", k, where)
+		return
+	}
+	if opt.Name == "set-placeholder" {
+		name, val, ok := strings.Cut(v, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			p.errorf(l.line, "%s wants NAME=VALUE, got %q", k, v)
+			return
+		}
+		p.ph[name] = strings.TrimSpace(val)
+		return
+	}
+	if err := checkValue(opt, v); err != nil {
+		p.errorf(l.line, "%s: %v", k, err)
+		return
+	}
+	p.ph[k] = v
+	p.ph[opt.Name] = v
+	if opt.Kind == KindIgnored {
+		p.warnf(l.line, "%s has no effect under this emperor and is ignored", k)
+		return
+	}
+	p.file.Entries = append(p.file.Entries, Entry{Key: opt.Name, Value: v, Line: l.line})
+}
+
+func checkValue(opt *Option, v string) error {
+	var err error
+	switch opt.Kind {
+	case KindInt:
+		err = validateInt(v)
+	case KindBool:
+		_, err = ParseBool(v)
+	case KindMillis:
+		_, err = ParseDuration(v, time.Millisecond)
+	case KindSeconds:
+		_, err = ParseDuration(v, time.Second)
+	}
+	if err == nil && opt.Validate != nil {
+		err = opt.Validate(v)
+	}
+	return err
+}
+
+// expand replaces magic variables (%n ...), %(option) references and
+// $(ENV) / $(ENV:-default) lookups. Anything unknown or unresolved is an
+// error: uWSGI silently leaves or drops it, which hides typos until runtime.
+func (p *parser) expand(s string, under string, hasUnder bool) (string, error) {
+	if !strings.ContainsAny(s, "%$") {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '%':
+			if i+1 >= len(s) {
+				return "", fmt.Errorf("lone %% at the end of the value (write %%%% for a percent sign)")
+			}
+			n := s[i+1]
+			switch {
+			case n == '%':
+				b.WriteByte('%')
+				i++
+			case n == '(':
+				end := strings.IndexByte(s[i+2:], ')')
+				if end < 0 {
+					return "", fmt.Errorf("%%( is not closed")
+				}
+				name := s[i+2 : i+2+end]
+				var val string
+				var ok bool
+				if name == "_" {
+					val, ok = under, hasUnder
+					if !ok {
+						return "", fmt.Errorf("%%(_) is only set inside a for or if-* block")
+					}
+				} else {
+					val, ok = p.ph[name]
+				}
+				if !ok {
+					return "", fmt.Errorf("unresolved reference %%(%s): no option or placeholder %q is set before this line", name, name)
+				}
+				b.WriteString(val)
+				i += 2 + end
+			default:
+				val, ok := p.magic[n]
+				if !ok {
+					return "", fmt.Errorf("unknown magic variable %%%c (known: %%n %%s %%p %%d %%e %%c %%h %%t %%T %%k %%%%)", n)
+				}
+				b.WriteString(val)
+				i++
+			}
+		case c == '$' && i+1 < len(s) && s[i+1] == '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				return "", fmt.Errorf("$( is not closed")
+			}
+			inner := s[i+2 : i+2+end]
+			name, def, hasDef := strings.Cut(inner, ":-")
+			if name == "" {
+				return "", fmt.Errorf("$() names no environment variable")
+			}
+			val, set := p.o.Getenv(name)
+			if !set || (hasDef && val == "") {
+				if !hasDef {
+					return "", fmt.Errorf("environment variable %s is not set (write $(%s:-default) for a default)", name, name)
+				}
+				val = def
+			}
+			b.WriteString(val)
+			i += 2 + end
+		default:
+			b.WriteByte(c)
+		}
+		if b.Len() > maxValueBytes {
+			return "", fmt.Errorf("value expands to more than %d bytes", maxValueBytes)
+		}
+	}
+	return b.String(), nil
+}
+
+// suggest finds the closest known option name for a typo.
+func suggest(k string) string {
+	best, bestD := "", 1<<30
+	for name := range canonical {
+		d := editDistance(k, name)
+		if d < bestD || (d == bestD && name < best) {
+			best, bestD = name, d
+		}
+	}
+	limit := len(k) / 3
+	if limit < 2 {
+		limit = 2
+	}
+	if bestD <= limit {
+		return best
+	}
+	return ""
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 1 << 20
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
