@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/emperor-dev/emperor/control"
+	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/vassal"
+	"github.com/emperor-dev/emperor/vassalfile"
+	"github.com/spf13/cobra"
+)
+
+// version is set by the Makefile from git describe.
+var version = "dev"
+
+// exitError carries an exit code through cobra.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func execute(args []string) int {
+	root := newRoot(os.Stdout, os.Stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		fmt.Fprintln(os.Stderr, "emperor:", err)
+		return 1
+	}
+}
+
+func newLogger(w io.Writer, format string) (*slog.Logger, error) {
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	var vassals, configFile, controlPath, logFormat string
+	cfg := emperor.DefaultConfig()
+	root := &cobra.Command{
+		Use:   "emperor --vassals DIR",
+		Short: "Run per-tenant vassals in their own namespaces, from uWSGI-style vassal files",
+		Long: `emperor watches a directory of vassal files (uWSGI's ini dialect) and runs each
+vassal as PID 1 of its own PID and mount namespaces. A new file spawns a vassal,
+a touched file reloads it in place, a deleted file stops it without a trace.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(stderr, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			if configFile != "" {
+				if err := cfg.LoadFile(configFile); err != nil {
+					return err
+				}
+			}
+			if vassals != "" {
+				cfg.VassalsDir = vassals
+			}
+			cfg.ControlPath = controlPath
+			e, err := emperor.New(cfg)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			go func() {
+				for range hup {
+					n, _ := e.Reload("")
+					log.Info("SIGHUP: reloading every vassal", "vassals", n)
+				}
+			}()
+			return e.Run(ctx)
+		},
+	}
+	root.Flags().StringVar(&vassals, "vassals", "", "directory of vassal files (*.ini)")
+	root.Flags().StringVar(&configFile, "config", "", "emperor config file ([uwsgi] section: emperor, emperor-use-clone, emperor-throttle, emperor-max-throttle, reload-mercy, ...)")
+	root.PersistentFlags().StringVar(&controlPath, "control", emperor.DefaultControlPath, "unix control socket")
+	root.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	root.AddCommand(newCheck(stdout), newRun(stderr, &cfg), newStatus(stdout, &controlPath), newVersion(stdout), newOptions(stdout))
+	return root
+}
+
+func newCheck(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "check FILE...",
+		Short: "Validate vassal files; prints file:line: message for every problem",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			bad := 0
+			for _, path := range files {
+				diags := checkFile(path)
+				for _, d := range diags {
+					fmt.Fprintln(stdout, d.String())
+					if !d.Warning {
+						bad++
+					}
+				}
+			}
+			if bad > 0 {
+				return exitError{1}
+			}
+			return nil
+		},
+	}
+}
+
+// checkFile validates a vassal file as the emperor would before spawning it,
+// for a first start and for a reload.
+func checkFile(path string) []vassalfile.Diag {
+	var out []vassalfile.Diag
+	for _, reload := range []bool{false, true} {
+		f, err := vassalfile.ParseFile(path, vassalfile.ParseOptions{Reload: reload})
+		var errs vassalfile.Errors
+		if errors.As(err, &errs) {
+			return append(out, errs...)
+		}
+		if reload {
+			break
+		}
+		out = append(out, f.Warnings...)
+		spec, err := vassalfile.Decode(f)
+		if errors.As(err, &errs) {
+			return append(out, errs...)
+		}
+		if _, err := vassal.ResolveCreds(spec); err != nil {
+			line := 0
+			if e, ok := f.Last(strings.SplitN(err.Error(), " ", 2)[0]); ok {
+				line = e.Line
+			}
+			out = append(out, vassalfile.Diag{File: path, Line: line, Message: err.Error()})
+		}
+	}
+	return out
+}
+
+func newRun(stderr io.Writer, cfg *emperor.Config) *cobra.Command {
+	var clone string
+	var mercy time.Duration
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Run one vassal in the foreground, without the daemon (for debugging)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, _ := newLogger(stderr, "text")
+			c := *cfg
+			c.Logger = log
+			ns, err := vassalfile.ParseCloneFlags(clone)
+			if err != nil {
+				return fmt.Errorf("--clone: %w", err)
+			}
+			c.Namespaces = ns
+			if mercy > 0 {
+				c.Mercy = mercy
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			reload := make(chan struct{}, 1)
+			go func() {
+				for range hup {
+					reload <- struct{}{}
+				}
+			}()
+			return emperor.RunOne(ctx, c, args[0], reload)
+		},
+	}
+	cmd.Flags().StringVar(&clone, "clone", "fs,pid", "namespaces (as emperor-use-clone)")
+	cmd.Flags().DurationVar(&mercy, "mercy", 0, "reload-mercy (default 30s)")
+	return cmd
+}
+
+func newStatus(stdout io.Writer, controlPath *string) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the vassal table of a running emperor",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			resp, err := control.Call(*controlPath, control.Request{Cmd: "status"}, 5*time.Second)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(resp)
+			}
+			printStatus(stdout, resp, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printStatus(w io.Writer, resp *control.Response, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST EXIT")
+	for _, v := range resp.Vassals {
+		pid, up := "-", "-"
+		if v.PID > 0 {
+			pid = fmt.Sprint(v.PID)
+			up = now.Sub(v.StartedAt).Round(time.Second).String()
+		}
+		state := v.State
+		if state == emperor.StateBackoff && !v.NextAttempt.IsZero() {
+			state += fmt.Sprintf(" (next in %s)", v.NextAttempt.Sub(now).Round(100*time.Millisecond))
+		}
+		last := v.LastExit
+		if v.ConfigError != "" {
+			last = "config: " + strings.ReplaceAll(v.ConfigError, "\n", "; ")
+		}
+		if last == "" {
+			last = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", v.Name, state, pid, up, v.Restarts, last)
+	}
+	tw.Flush()
+}
+
+func newVersion(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run:   func(*cobra.Command, []string) { fmt.Fprintln(stdout, "emperor", version) },
+	}
+}
+
+func newOptions(stdout io.Writer) *cobra.Command {
+	var markdown bool
+	cmd := &cobra.Command{
+		Use:   "options",
+		Short: "List every supported option with its meaning, default and difference from uWSGI",
+		Args:  cobra.NoArgs,
+		Run: func(*cobra.Command, []string) {
+			if markdown {
+				fmt.Fprint(stdout, vassalfile.MarkdownReference())
+				return
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			for _, o := range vassalfile.Options() {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", o.Name, o.Default, o.Doc)
+			}
+			tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&markdown, "markdown", false, "print the Markdown table used in docs/options.md")
+	return cmd
+}

@@ -1,0 +1,18 @@
+// Command emperor runs per-tenant vassals from a directory of uWSGI-style
+// vassal files. This file stays thin: the logic lives in the libraries.
+package main
+
+import (
+	"os"
+
+	"github.com/emperor-dev/emperor/vassal"
+)
+
+func main() {
+	// A re-executed vassal skips the CLI entirely: it is PID 1 of a new
+	// namespace and must set up its mounts before anything else runs.
+	if len(os.Args) > 1 && os.Args[1] == vassal.InitCommand {
+		os.Exit(vassal.Main(os.Args[2:]))
+	}
+	os.Exit(execute(os.Args[1:]))
+}

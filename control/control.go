@@ -1,0 +1,156 @@
+// Package control holds the two wire protocols of the emperor: the channel
+// between the emperor and each vassal's PID 1 (a socketpair inherited as
+// fd 3), and the unix control socket that `emperor status` and later tools
+// (an HTTP API, tyrant mode) talk to. Both carry one JSON object per line.
+package control
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// Message types on the emperor <-> vassal channel.
+const (
+	// emperor -> vassal
+	MsgStart  = "start"  // first message: the vassal file to run
+	MsgReload = "reload" // re-read this content with if-reload true, restart daemons
+	// vassal -> emperor
+	MsgReady  = "ready"  // set up and serving (after start or reload)
+	MsgFatal  = "fatal"  // about to exit because of Reason
+	MsgRefuse = "refuse" // a reload that cannot be applied in place (Reason); emperor restarts
+)
+
+// Message is one line on the emperor <-> vassal channel.
+type Message struct {
+	Type    string        `json:"type"`
+	Name    string        `json:"name,omitempty"`
+	Path    string        `json:"path,omitempty"`
+	Content []byte        `json:"content,omitempty"`
+	Mercy   time.Duration `json:"mercy,omitempty"`
+	Reason  string        `json:"reason,omitempty"`
+	Reload  bool          `json:"reload,omitempty"`
+	// PIDNamespace is true when the vassal is PID 1 of its own namespace.
+	PIDNamespace   bool `json:"pid_namespace,omitempty"`
+	MountNamespace bool `json:"mount_namespace,omitempty"`
+}
+
+// Conn is a message stream. Send is safe for concurrent use.
+type Conn struct {
+	mu  sync.Mutex
+	w   io.Writer
+	r   *bufio.Reader
+	raw io.Closer
+}
+
+// NewConn wraps rw.
+func NewConn(rw io.ReadWriteCloser) *Conn {
+	return &Conn{w: rw, r: bufio.NewReaderSize(rw, 64<<10), raw: rw}
+}
+
+// Send writes one message.
+func (c *Conn) Send(m any) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("control: encode: %w", err)
+	}
+	b = append(b, '\n')
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.w.Write(b); err != nil {
+		return fmt.Errorf("control: send: %w", err)
+	}
+	return nil
+}
+
+// MaxLine bounds one message (a vassal file is at most 1 MiB; JSON base64
+// makes that about 1.4 MiB).
+const MaxLine = 4 << 20
+
+// Recv reads one message into m.
+func (c *Conn) Recv(m any) error {
+	line, err := c.readLine()
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(line, m); err != nil {
+		return fmt.Errorf("control: decode: %w", err)
+	}
+	return nil
+}
+
+func (c *Conn) readLine() ([]byte, error) {
+	var buf []byte
+	for {
+		part, isPrefix, err := c.r.ReadLine()
+		if err != nil {
+			return nil, err
+		}
+		buf = append(buf, part...)
+		if len(buf) > MaxLine {
+			return nil, fmt.Errorf("control: message over %d bytes", MaxLine)
+		}
+		if !isPrefix {
+			return buf, nil
+		}
+	}
+}
+
+// Close closes the stream.
+func (c *Conn) Close() error { return c.raw.Close() }
+
+// Request is one call on the control socket.
+type Request struct {
+	Cmd  string `json:"cmd"`            // status, reload
+	Name string `json:"name,omitempty"` // vassal, for reload; empty = all
+}
+
+// VassalStatus is one row of `emperor status`.
+type VassalStatus struct {
+	Name        string    `json:"name"`
+	File        string    `json:"file"`
+	State       string    `json:"state"`
+	PID         int       `json:"pid,omitempty"`
+	StartedAt   time.Time `json:"started_at,omitempty"`
+	ReadyAt     time.Time `json:"ready_at,omitempty"`
+	Restarts    int       `json:"restarts"`
+	LastExit    string    `json:"last_exit,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitempty"`
+	ConfigError string    `json:"config_error,omitempty"`
+	Namespaces  string    `json:"namespaces,omitempty"`
+}
+
+// Response answers a Request.
+type Response struct {
+	OK      bool           `json:"ok"`
+	Error   string         `json:"error,omitempty"`
+	PID     int            `json:"pid,omitempty"`
+	Since   time.Time      `json:"since,omitempty"`
+	Vassals []VassalStatus `json:"vassals,omitempty"`
+}
+
+// Call sends one request to the control socket at path and reads the answer.
+func Call(path string, req Request, timeout time.Duration) (*Response, error) {
+	conn, err := net.DialTimeout("unix", path, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w (is the emperor running? see --control)", path, err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	c := NewConn(conn)
+	if err := c.Send(req); err != nil {
+		return nil, err
+	}
+	var resp Response
+	if err := c.Recv(&resp); err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if !resp.OK {
+		return &resp, fmt.Errorf("control socket %s: %s", path, resp.Error)
+	}
+	return &resp, nil
+}

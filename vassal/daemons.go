@@ -1,0 +1,370 @@
+package vassal
+
+import (
+	"bufio"
+	"errors"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emperor-dev/emperor/vassalfile"
+	"golang.org/x/sys/unix"
+)
+
+// Daemon respawn throttle: a daemon that keeps dying is restarted after
+// 0, 1, 2, 4 ... 30 s; a daemon that ran 10 s or more restarts at once.
+const (
+	daemonThrottle     = time.Second
+	daemonMaxThrottle  = 30 * time.Second
+	daemonHealthyAfter = 10 * time.Second
+	smartPollInterval  = time.Second
+	smartPidfileWait   = 10 * time.Second
+)
+
+// proc runs shell commands for the vassal: as its user (PID 1 has already
+// dropped privileges), in its directory, with its environment and its
+// shared sockets, each in its own process group.
+type proc struct {
+	reaper  *Reaper
+	log     *slog.Logger
+	env     []string
+	dir     string
+	sockets []*os.File
+}
+
+// startShell starts cmd under /bin/sh -c with output logged line by line.
+func (p *proc) startShell(cmd string, log *slog.Logger) (int, <-chan unix.WaitStatus, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, nil, err
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return 0, nil, err
+	}
+	files := []uintptr{devnull.Fd(), w.Fd(), w.Fd()}
+	env := p.env
+	if len(p.sockets) > 0 {
+		for _, s := range p.sockets {
+			files = append(files, s.Fd())
+		}
+		env = append(append([]string(nil), env...), "LISTEN_FDS="+strconv.Itoa(len(p.sockets)))
+	}
+	attr := &syscall.ProcAttr{
+		Dir:   p.dir,
+		Env:   env,
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	}
+	pid, ch, err := p.reaper.Start([]string{"/bin/sh", "-c", cmd}, attr)
+	w.Close()
+	devnull.Close()
+	if err != nil {
+		r.Close()
+		return 0, nil, err
+	}
+	go logLines(r, log.With("pid", pid))
+	return pid, ch, nil
+}
+
+func logLines(r *os.File, log *slog.Logger) {
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 64<<10)
+	for sc.Scan() {
+		log.Info(sc.Text())
+	}
+}
+
+// daemon supervises one attach-daemon or smart-attach-daemon line.
+type daemon struct {
+	spec vassalfile.Daemon
+	p    *proc
+	log  *slog.Logger
+	stop chan time.Duration // mercy
+	done chan struct{}
+	wake chan struct{} // a child was reaped: smart daemons re-check at once
+}
+
+func newDaemon(spec vassalfile.Daemon, p *proc) *daemon {
+	kind := "attach-daemon"
+	if spec.Smart {
+		kind = "smart-attach-daemon"
+	}
+	return &daemon{
+		spec: spec, p: p,
+		log:  p.log.With(kind, shortCmd(spec.Command)),
+		stop: make(chan time.Duration, 1),
+		done: make(chan struct{}),
+		wake: make(chan struct{}, 1),
+	}
+}
+
+func shortCmd(c string) string {
+	if len(c) > 60 {
+		return c[:57] + "..."
+	}
+	return c
+}
+
+// Stop ends the daemon: SIGTERM to its process group, SIGKILL after mercy.
+// It returns when the daemon is gone.
+func (d *daemon) Stop(mercy time.Duration) {
+	select {
+	case d.stop <- mercy:
+	default:
+	}
+	<-d.done
+}
+
+func (d *daemon) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *daemon) run() {
+	defer close(d.done)
+	if d.spec.Smart {
+		d.runSmart()
+		return
+	}
+	delay := time.Duration(0)
+	for {
+		started := time.Now()
+		pid, exit, err := d.p.startShell(d.spec.Command, d.log)
+		if err != nil {
+			d.log.Error("daemon did not start", "err", err)
+		} else {
+			d.log.Info("daemon started", "pid", pid)
+			select {
+			case ws := <-exit:
+				killProcessGroup(pid, syscall.SIGKILL) // anything it left in its group
+				d.log.Warn("daemon exited", "pid", pid, "status", DescribeStatus(ws), "ran", time.Since(started).Round(time.Millisecond))
+			case mercy := <-d.stop:
+				terminate(pid, exit, mercy, d.log)
+				return
+			}
+		}
+		if time.Since(started) >= daemonHealthyAfter {
+			delay = 0
+		}
+		if delay > 0 {
+			d.log.Info("respawning daemon", "in", delay)
+		}
+		select {
+		case <-time.After(delay):
+		case <-d.stop:
+			return
+		}
+		delay = nextDelay(delay)
+	}
+}
+
+func nextDelay(d time.Duration) time.Duration {
+	if d == 0 {
+		return daemonThrottle
+	}
+	d *= 2
+	if d > daemonMaxThrottle {
+		d = daemonMaxThrottle
+	}
+	return d
+}
+
+// terminate sends SIGTERM to the group, then SIGKILL after mercy, and waits.
+func terminate(pid int, exit <-chan unix.WaitStatus, mercy time.Duration, log *slog.Logger) {
+	killProcessGroup(pid, syscall.SIGTERM)
+	t := time.NewTimer(mercy)
+	defer t.Stop()
+	select {
+	case ws := <-exit:
+		log.Info("daemon stopped", "pid", pid, "status", DescribeStatus(ws))
+	case <-t.C:
+		log.Warn("daemon ignored SIGTERM, killing", "pid", pid, "mercy", mercy)
+		killProcessGroup(pid, syscall.SIGKILL)
+		<-exit
+	}
+	killProcessGroup(pid, syscall.SIGKILL)
+}
+
+// runSmart keeps a pidfile-governed daemon alive: it starts the command only
+// when the pid in the pidfile is not running, so the daemon survives
+// reloads of the vassal.
+func (d *daemon) runSmart() {
+	delay := time.Duration(0)
+	for {
+		if pid, ok := pidfileAlive(d.spec.Pidfile); ok {
+			if mercy, stopped := d.watchSmart(pid); stopped {
+				terminateForeign(pid, mercy, d.log)
+				return
+			}
+			d.log.Warn("smart daemon is gone", "pid", pid, "pidfile", d.spec.Pidfile)
+		} else {
+			started := time.Now()
+			spid, exit, err := d.p.startShell(d.spec.Command, d.log)
+			if err != nil {
+				d.log.Error("daemon did not start", "err", err)
+			} else {
+				select {
+				case <-exit:
+				case mercy := <-d.stop:
+					terminate(spid, exit, mercy, d.log)
+					return
+				}
+				if !d.awaitPidfile(started) {
+					d.log.Warn("smart daemon wrote no live pid", "pidfile", d.spec.Pidfile)
+				} else {
+					delay = 0
+					continue
+				}
+			}
+		}
+		select {
+		case <-time.After(delay):
+		case <-d.stop:
+			return
+		}
+		delay = nextDelay(delay)
+	}
+}
+
+func (d *daemon) awaitPidfile(since time.Time) bool {
+	deadline := time.Now().Add(smartPidfileWait)
+	for time.Now().Before(deadline) {
+		if pid, ok := pidfileAlive(d.spec.Pidfile); ok {
+			d.log.Info("smart daemon running", "pid", pid, "pidfile", d.spec.Pidfile)
+			return true
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-d.wake:
+		}
+	}
+	return false
+}
+
+// watchSmart waits until pid dies (checked on every reaped child and every
+// second) or a stop arrives.
+func (d *daemon) watchSmart(pid int) (time.Duration, bool) {
+	t := time.NewTicker(smartPollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case mercy := <-d.stop:
+			return mercy, true
+		case <-d.wake:
+		case <-t.C:
+		}
+		if !pidAlive(pid) {
+			return 0, false
+		}
+	}
+}
+
+// terminateForeign stops a process that is not our direct child (a smart
+// daemon reparented to PID 1): its exit is reaped by the reaper, so we poll.
+func terminateForeign(pid int, mercy time.Duration, log *slog.Logger) {
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(mercy)
+	for time.Now().Before(deadline) {
+		if !pidAlive(pid) {
+			log.Info("smart daemon stopped", "pid", pid)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
+func pidfileAlive(path string) (int, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, pidAlive(pid)
+}
+
+// pidAlive is kill(pid, 0), counting a zombie as dead.
+func pidAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	if err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+// daemonSet is the running daemons of a vassal.
+type daemonSet struct {
+	mu   sync.Mutex
+	list []*daemon
+}
+
+func (s *daemonSet) start(specs []vassalfile.Daemon, p *proc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sp := range specs {
+		d := newDaemon(sp, p)
+		s.list = append(s.list, d)
+		go d.run()
+	}
+}
+
+// stopWhere stops, in parallel, the daemons for which pick is true.
+func (s *daemonSet) stopWhere(mercy time.Duration, pick func(*daemon) bool) {
+	s.mu.Lock()
+	var keep, stop []*daemon
+	for _, d := range s.list {
+		if pick(d) {
+			stop = append(stop, d)
+		} else {
+			keep = append(keep, d)
+		}
+	}
+	s.list = keep
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, d := range stop {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.Stop(mercy) }()
+	}
+	wg.Wait()
+}
+
+func (s *daemonSet) wakeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.list {
+		d.Wake()
+	}
+}
+
+func (s *daemonSet) has(sp vassalfile.Daemon) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.list {
+		if d.spec.Smart == sp.Smart && d.spec.Command == sp.Command && d.spec.Pidfile == sp.Pidfile {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,317 @@
+// Package vassal is the PID-1 side of a vassal: the process the emperor
+// re-executes into new namespaces. It sets up the namespace, drops
+// privileges, runs and reaps the tenant's daemons, applies reloads in place
+// and, when it exits, takes the whole namespace with it.
+package vassal
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/emperor-dev/emperor/control"
+	"github.com/emperor-dev/emperor/vassalfile"
+)
+
+// InitCommand is argv[1] of a re-executed vassal. It is not a CLI command and
+// is not shown in help.
+const InitCommand = "vassal-init"
+
+// ControlFD is the inherited end of the emperor's socketpair.
+const ControlFD = 3
+
+// startTimeout bounds the wait for the emperor's start message.
+const startTimeout = 30 * time.Second
+
+type vassal struct {
+	name    string
+	path    string
+	conn    *control.Conn
+	log     *slog.Logger
+	reaper  *Reaper
+	pidNS   bool
+	spec    *vassalfile.Spec
+	file    *vassalfile.File
+	content []byte
+	mercy   time.Duration // the emperor's reload-mercy
+	proc    *proc
+	daemons daemonSet
+	sockets []*os.File
+}
+
+// Main runs a vassal. args are the words after InitCommand. It returns the
+// process exit code.
+func Main(args []string) int {
+	base := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// Before anything else: keep every mount we make out of the host.
+	if len(args) > 0 {
+		ns, err := vassalfile.ParseCloneFlags(args[0])
+		if err == nil && ns&vassalfile.NSMount != 0 {
+			if err := makeRootSlave(); err != nil {
+				base.Error("vassal setup failed", "err", err)
+				return 1
+			}
+		}
+	}
+	f := os.NewFile(ControlFD, "emperor-control")
+	if f == nil {
+		base.Error("vassal-init is started by the emperor, with its control socket on fd 3")
+		return 2
+	}
+	syscall.CloseOnExec(ControlFD)
+	conn := control.NewConn(f)
+	start, err := recvStart(conn)
+	if err != nil {
+		base.Error("no start message from the emperor", "err", err)
+		return 1
+	}
+	v := &vassal{
+		name: start.Name, path: start.Path, conn: conn, mercy: start.Mercy,
+		log:   base.With("vassal", start.Name),
+		pidNS: os.Getpid() == 1,
+	}
+	if v.mercy <= 0 {
+		v.mercy = 30 * time.Second
+	}
+	return v.main(start)
+}
+
+func recvStart(conn *control.Conn) (control.Message, error) {
+	type result struct {
+		m   control.Message
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var m control.Message
+		err := conn.Recv(&m)
+		ch <- result{m, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err == nil && r.m.Type != control.MsgStart {
+			r.err = fmt.Errorf("first message is %q, want %q", r.m.Type, control.MsgStart)
+		}
+		return r.m, r.err
+	case <-time.After(startTimeout):
+		return control.Message{}, fmt.Errorf("timed out after %v", startTimeout)
+	}
+}
+
+// fatal reports why the vassal is exiting to the emperor, which shows it as
+// the last exit reason.
+func (v *vassal) fatal(err error) int {
+	v.log.Error("vassal failed", "err", err)
+	_ = v.conn.Send(control.Message{Type: control.MsgFatal, Reason: err.Error()})
+	v.killEverything()
+	return 1
+}
+
+func (v *vassal) main(start control.Message) int {
+	// Signals first: a Go PID 1 gets no default action for TERM/INT/HUP
+	// from inside its namespace, so unhandled they would be ignored.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	v.reaper = NewReaper()
+	if !v.pidNS {
+		if err := becomeSubreaper(); err != nil {
+			return v.fatal(err)
+		}
+	}
+	if err := v.configure(start.Content, false); err != nil {
+		return v.fatal(err)
+	}
+	creds, err := ResolveCreds(v.spec)
+	if err != nil {
+		return v.fatal(err)
+	}
+	for _, addr := range v.spec.SharedSockets {
+		s, err := bindShared(addr)
+		if err != nil {
+			return v.fatal(err)
+		}
+		v.sockets = append(v.sockets, s)
+	}
+	if err := dropPrivileges(creds); err != nil {
+		return v.fatal(err)
+	}
+	if v.spec.Chdir != "" {
+		if err := os.Chdir(v.spec.Chdir); err != nil {
+			return v.fatal(fmt.Errorf("chdir: %w", err))
+		}
+	}
+	v.proc = &proc{reaper: v.reaper, log: v.log, env: v.environ(), dir: v.workdir(), sockets: v.sockets}
+	v.daemons.start(v.spec.Daemons, v.proc)
+	v.log.Info("vassal ready", "pid_namespace", v.pidNS, "daemons", len(v.spec.Daemons), "uid", os.Getuid(), "gid", os.Getgid())
+	if err := v.conn.Send(control.Message{Type: control.MsgReady}); err != nil {
+		return v.fatal(err)
+	}
+	return v.loop(sigs)
+}
+
+// configure parses content (sent by the emperor: after a pivot_root the
+// vassal could no longer read the host's file) and decodes it.
+func (v *vassal) configure(content []byte, reload bool) error {
+	f, err := vassalfile.Parse(v.path, content, vassalfile.ParseOptions{Reload: reload})
+	if err != nil {
+		return err
+	}
+	spec, err := vassalfile.Decode(f)
+	if err != nil {
+		return err
+	}
+	for _, w := range f.Warnings {
+		v.log.Warn(w.String())
+	}
+	v.file, v.spec, v.content = f, spec, content
+	return nil
+}
+
+func (v *vassal) environ() []string {
+	env := append(os.Environ(), v.spec.Env...)
+	return env
+}
+
+func (v *vassal) workdir() string {
+	if v.spec.Chdir != "" {
+		return v.spec.Chdir
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "/"
+	}
+	return wd
+}
+
+func (v *vassal) daemonMercy() time.Duration {
+	if v.spec.ReloadMercy > 0 {
+		return v.spec.ReloadMercy
+	}
+	return v.mercy
+}
+
+func (v *vassal) loop(sigs chan os.Signal) int {
+	msgs := make(chan control.Message)
+	gone := make(chan error, 1)
+	go func() {
+		for {
+			var m control.Message
+			if err := v.conn.Recv(&m); err != nil {
+				gone <- err
+				return
+			}
+			msgs <- m
+		}
+	}()
+	reaped := v.reaper.Subscribe()
+	for {
+		select {
+		case s := <-sigs:
+			switch s {
+			case syscall.SIGHUP:
+				v.log.Info("SIGHUP: reloading with the last configuration")
+				if code, done := v.reload(v.content); done {
+					return code
+				}
+			default:
+				v.log.Info("stopping", "signal", s.String())
+				v.shutdown()
+				return 0
+			}
+		case m := <-msgs:
+			if m.Type == control.MsgReload {
+				if code, done := v.reload(m.Content); done {
+					return code
+				}
+			}
+		case err := <-gone:
+			// The emperor is gone (even a SIGKILLed emperor closes its end
+			// of the socketpair). A vassal never outlives its emperor.
+			v.log.Error("emperor control channel closed; exiting", "err", err)
+			v.killEverything()
+			return 1
+		case <-reaped:
+			v.daemons.wakeAll()
+		}
+	}
+}
+
+// reload applies a new configuration in place: same PID 1, same namespaces,
+// mounts and sockets; attached daemons restart, smart daemons stay.
+func (v *vassal) reload(content []byte) (int, bool) {
+	old := v.file
+	oldSpec := v.spec
+	if err := v.configure(content, true); err != nil {
+		v.log.Error("reload: configuration rejected, keeping the running one", "err", err)
+		_ = v.conn.Send(control.Message{Type: control.MsgRefuse, Reason: err.Error()})
+		v.file, v.spec = old, oldSpec
+		return 0, false
+	}
+	if reason := vassalfile.RestartReason(old, v.file); reason != "" {
+		v.log.Warn("reload needs a full restart", "reason", reason)
+		_ = v.conn.Send(control.Message{Type: control.MsgRefuse, Reason: reason})
+		v.file, v.spec = old, oldSpec
+		return 0, false
+	}
+	// Attached daemons restart; a smart daemon that is still configured
+	// stays, which is the point of governing it by pidfile.
+	v.daemons.stopWhere(v.daemonMercy(), func(d *daemon) bool {
+		if !d.spec.Smart {
+			return true
+		}
+		for _, sp := range v.spec.Daemons {
+			if sp.Smart && sp.Command == d.spec.Command && sp.Pidfile == d.spec.Pidfile {
+				return false
+			}
+		}
+		return true
+	})
+	if v.spec.Chdir != "" {
+		if err := os.Chdir(v.spec.Chdir); err != nil {
+			return v.fatal(fmt.Errorf("reload: chdir: %w", err)), true
+		}
+	}
+	v.proc = &proc{reaper: v.reaper, log: v.log, env: v.environ(), dir: v.workdir(), sockets: v.sockets}
+	var fresh []vassalfile.Daemon
+	for _, sp := range v.spec.Daemons {
+		if sp.Smart && v.daemons.has(sp) {
+			continue
+		}
+		fresh = append(fresh, sp)
+	}
+	v.daemons.start(fresh, v.proc)
+	v.log.Info("vassal reloaded", "daemons", len(v.spec.Daemons))
+	if err := v.conn.Send(control.Message{Type: control.MsgReady, Reload: true}); err != nil {
+		return v.fatal(err), true
+	}
+	return 0, false
+}
+
+// shutdown stops every daemon with mercy, then anything left.
+func (v *vassal) shutdown() {
+	v.daemons.stopWhere(v.daemonMercy(), func(*daemon) bool { return true })
+	v.killEverything()
+}
+
+// killEverything makes sure nothing of the vassal survives it. In its own
+// PID namespace the kernel does this when PID 1 exits; without one, the
+// vassal (a child subreaper) kills what is left under it.
+func (v *vassal) killEverything() {
+	if v.pidNS {
+		return
+	}
+	for i := 0; i < 50; i++ {
+		kids := childrenOf(os.Getpid())
+		if len(kids) == 0 {
+			return
+		}
+		for _, k := range kids {
+			_ = syscall.Kill(-k, syscall.SIGKILL)
+			_ = syscall.Kill(k, syscall.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
