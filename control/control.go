@@ -115,11 +115,11 @@ type VassalStatus struct {
 	File        string    `json:"file"`
 	State       string    `json:"state"`
 	PID         int       `json:"pid,omitempty"`
-	StartedAt   time.Time `json:"started_at,omitempty"`
-	ReadyAt     time.Time `json:"ready_at,omitempty"`
+	StartedAt   time.Time `json:"started_at,omitzero"`
+	ReadyAt     time.Time `json:"ready_at,omitzero"`
 	Restarts    int       `json:"restarts"`
 	LastExit    string    `json:"last_exit,omitempty"`
-	NextAttempt time.Time `json:"next_attempt,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	ConfigError string    `json:"config_error,omitempty"`
 	Namespaces  string    `json:"namespaces,omitempty"`
 }
@@ -129,7 +129,7 @@ type Response struct {
 	OK      bool           `json:"ok"`
 	Error   string         `json:"error,omitempty"`
 	PID     int            `json:"pid,omitempty"`
-	Since   time.Time      `json:"since,omitempty"`
+	Since   time.Time      `json:"since,omitzero"`
 	Vassals []VassalStatus `json:"vassals,omitempty"`
 }
 

@@ -230,7 +230,6 @@ type block struct {
 	inElse bool
 	under  string // value of %(_) in the taken branch
 	body   []rawLine
-	ignore bool // a nested block: reported, and its lines skipped
 }
 
 // run applies the lines. Logic blocks do not nest (as in uWSGI); a nested

@@ -1,0 +1,61 @@
+# emperor: build, test, demo, bench. Every target that needs system
+# packages calls `deps`, which installs what is missing (Debian, as root).
+SHELL   := /bin/bash
+GO      ?= go
+BIN     := bin/emperor
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# Runtime and test dependencies from Debian.
+DEB_PKGS := busybox-static fuse3 fuse-zip unionfs-fuse curl zip wrk procps
+
+.PHONY: all deps build test unit integration fuzz lint demo bench docs clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@$(GO) mod download
+
+build:
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/emperor
+
+# Everything: lint, unit tests, root integration tests, a short fuzz run.
+test: deps lint
+	$(GO) test -count=1 -timeout 45m ./...
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 20s ./vassalfile
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
+
+integration: deps
+	$(GO) test -count=1 -v -timeout 45m ./integration
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 5m ./vassalfile
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+demo: deps build
+	bash scripts/demo.sh
+
+bench: deps build
+	bash scripts/bench.sh
+
+docs: build
+	@{ cat docs/options.head.md; ./$(BIN) options --markdown; } > docs/options.md
+	@./$(BIN) options --markdown > .options.tmp && \
+	  awk 'BEGIN{skip=0} /<!-- options:begin -->/{print; while((getline l < ".options.tmp")>0) print l; skip=1; next} /<!-- options:end -->/{skip=0} !skip' README.md > .readme.tmp && \
+	  mv .readme.tmp README.md && rm -f .options.tmp
+
+clean:
+	rm -rf bin .demo

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emperor-dev/emperor/control"
+)
+
+func TestCheckPrintsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.ini")
+	good := filepath.Join(dir, "good.ini")
+	os.WriteFile(bad, []byte("[uwsgi]\nattach-deamon = x\npsgi = /app.pl\nuid = no-such-user-here\nif-reload =\n"), 0o644)
+	os.WriteFile(good, []byte("[uwsgi]\nplugin = psgi\nattach-daemon = sleep 1\n"), 0o644)
+	var out bytes.Buffer
+	root := newRoot(&out, &out)
+	root.SetArgs([]string{"check", bad, good})
+	err := root.Execute()
+	if ee, ok := err.(exitError); !ok || ee.code != 1 {
+		t.Fatalf("err %v", err)
+	}
+	s := out.String()
+	for _, want := range []string{bad + ":2: unknown option", bad + ":3: psgi is a uWSGI perl loader", bad + ":5: if-reload opened here is never closed", good + ":2: warning: plugin"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("missing %q in:\n%s", want, s)
+		}
+	}
+	out.Reset()
+	root = newRoot(&out, &out)
+	os.WriteFile(bad, []byte("[uwsgi]\nuid = no-such-user-here\n"), 0o644)
+	root.SetArgs([]string{"check", bad})
+	if err := root.Execute(); err == nil || !strings.Contains(out.String(), bad+":2: uid no-such-user-here") {
+		t.Fatalf("%v %s", err, out.String())
+	}
+	out.Reset()
+	root = newRoot(&out, &out)
+	root.SetArgs([]string{"check", good})
+	if err := root.Execute(); err != nil {
+		t.Fatalf("good file: %v\n%s", err, out.String())
+	}
+}
+
+func TestStatusTable(t *testing.T) {
+	now := time.Now()
+	var out bytes.Buffer
+	printStatus(&out, &control.Response{Vassals: []control.VassalStatus{
+		{Name: "a", State: "running", PID: 42, StartedAt: now.Add(-90 * time.Second), Restarts: 2, LastExit: "killed by killed"},
+		{Name: "b", State: "backoff", NextAttempt: now.Add(2 * time.Second), Restarts: 3},
+		{Name: "c", State: "failed-config", ConfigError: "/v/c.ini:3: unknown option"},
+	}}, now)
+	s := out.String()
+	for _, want := range []string{"NAME", "a     running", "42", "1m30s", "backoff (next in 2s)", "config: /v/c.ini:3: unknown option"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("missing %q in\n%s", want, s)
+		}
+	}
+}
+
+// docs/options.md is generated; it must match what the parser accepts.
+func TestOptionsDocIsCurrent(t *testing.T) {
+	var out bytes.Buffer
+	root := newRoot(&out, &out)
+	root.SetArgs([]string{"options", "--markdown"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"../../docs/options.md", "../../README.md"} {
+		doc, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(doc), out.String()) {
+			t.Fatalf("%s is stale: run make docs", f)
+		}
+	}
+}

@@ -1,0 +1,409 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func httpdVassal(t *testing.T, port int, extra ...string) string {
+	t.Helper()
+	www := publicDir(t)
+	os.WriteFile(filepath.Join(www, "hello.txt"), []byte("hello from vassal\n"), 0o644)
+	return fmt.Sprintf("[uwsgi]\nattach-daemon = busybox httpd -f -p 127.0.0.1:%d -h %s\n%s\n", port, www, strings.Join(extra, "\n"))
+}
+
+func TestSpawnOnCreate(t *testing.T) {
+	requireBinary(t, "busybox")
+	e := startEmperor(t)
+	port := freePort(t)
+	e.install("app", httpdVassal(t, port, "uid = nobody", "gid = nogroup"))
+	body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/hello.txt", port), 5*time.Second)
+	if body != "hello from vassal\n" {
+		t.Fatalf("body %q", body)
+	}
+	v := e.waitState("app", "running", 5*time.Second)
+	p, ok := readProc(v.PID)
+	if !ok {
+		t.Fatal("vassal pid not found")
+	}
+	// PID 1 of its own namespace, and in a mount namespace of its own.
+	if len(p.nspid) != 2 || p.nspid[1] != 1 {
+		t.Fatalf("vassal NSpid = %v, want [host 1]", p.nspid)
+	}
+	if pidNamespace(v.PID) == pidNamespace(os.Getpid()) {
+		t.Fatal("vassal shares the host pid namespace")
+	}
+	host, _ := os.Readlink("/proc/self/ns/mnt")
+	mine, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", v.PID))
+	if host == mine {
+		t.Fatal("vassal shares the host mount namespace")
+	}
+	// The privilege drop reached PID 1 and the daemons.
+	for _, d := range append(descendants(v.PID), p) {
+		if d.uid != 65534 {
+			t.Fatalf("process %d (%s) runs as uid %d, want nobody", d.pid, d.comm, d.uid)
+		}
+	}
+	if v.Namespaces != "fs,pid" {
+		t.Fatalf("namespaces %q", v.Namespaces)
+	}
+}
+
+// A touched file reloads in place: the same PID 1, a restarted daemon, and
+// not one failed request while it happens (the shared socket stays open in
+// PID 1, so connections queue while the daemon restarts).
+func TestReloadOnTouchKeepsPID1AndLosesNoRequest(t *testing.T) {
+	e := startEmperor(t)
+	port := freePort(t)
+	self, _ := os.Executable()
+	path := e.install("app", fmt.Sprintf("[uwsgi]\nshared-socket = 127.0.0.1:%d\nenv = EMPEROR_TEST_HTTPD=1\nattach-daemon = exec %s\n", port, self))
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	first := waitHTTP(t, url, 5*time.Second)
+	before := e.waitState("app", "running", 5*time.Second)
+
+	var ok, failed atomic.Int64
+	var lastErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			deadline := time.Now().Add(20 * time.Second)
+			for time.Now().Before(deadline) {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, _, err := get(url)
+				if err != nil || code != 200 {
+					failed.Add(1)
+					lastErr.Store(fmt.Sprintf("code=%d err=%v", code, err))
+				} else {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	now := time.Now()
+	os.Chtimes(path, now, now)
+	var after string
+	waitFor(t, 10*time.Second, "a new daemon after the reload", func() bool {
+		_, b, err := get(url)
+		after = b
+		return err == nil && b != first
+	})
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	v := e.waitState("app", "running", 5*time.Second)
+	if v.PID != before.PID {
+		t.Fatalf("PID 1 changed on reload: %d -> %d", before.PID, v.PID)
+	}
+	if v.Restarts != 0 {
+		t.Fatalf("reload counted as restart: %+v", v)
+	}
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d requests failed during the reload (last: %v)", failed.Load(), ok.Load()+failed.Load(), lastErr.Load())
+	}
+	if ok.Load() < 10 {
+		t.Fatalf("only %d requests made", ok.Load())
+	}
+	if !strings.Contains(e.log.String(), "reloading vassal in place") {
+		t.Fatal("no reload in the log")
+	}
+	t.Logf("%d requests, none failed; daemon %q -> %q", ok.Load(), strings.TrimSpace(first), strings.TrimSpace(after))
+}
+
+// Deleting the file stops the vassal: no process of it and no mount of its
+// namespace remains anywhere, and the host never saw its mount.
+func TestStopOnDeleteLeavesNothing(t *testing.T) {
+	e := startEmperor(t)
+	mnt := t.TempDir()
+	path := e.install("app", fmt.Sprintf("[uwsgi]\nattach-daemon = mount -t tmpfs emperor-test %s && touch %s/inside && exec sleep 1000\nattach-daemon = sh -c 'sleep 1000 & sleep 1000 & wait'\n", mnt, mnt))
+	v := e.waitState("app", "running", 5*time.Second)
+	waitFor(t, 5*time.Second, "the vassal's tmpfs mount", func() bool {
+		return len(mountSeenAnywhere(mnt)) > 0
+	})
+	if _, err := os.Stat(filepath.Join(mnt, "inside")); err == nil {
+		t.Fatal("the host sees a file of the vassal's mount: the mount propagated")
+	}
+	ns := pidNamespace(v.PID)
+	if n := len(procsInNamespace(ns)); n < 4 {
+		t.Fatalf("only %d processes in the vassal namespace", n)
+	}
+	for _, pid := range mountSeenAnywhere(mnt) {
+		if pidNamespace(pid) != ns {
+			t.Fatalf("pid %d outside the vassal sees its mount", pid)
+		}
+	}
+	os.Remove(path)
+	waitFor(t, 10*time.Second, "the vassal to leave the table", func() bool {
+		_, ok := e.vassal("app")
+		return !ok
+	})
+	if left := procsInNamespace(ns); len(left) != 0 {
+		t.Fatalf("processes left in the vassal's pid namespace: %v", left)
+	}
+	if left := mountSeenAnywhere(mnt); len(left) != 0 {
+		t.Fatalf("mount %s still seen by pids %v", mnt, left)
+	}
+	if kids := descendants(e.cmd.Process.Pid); len(kids) != 0 {
+		t.Fatalf("emperor still has children: %+v", kids)
+	}
+}
+
+// A vassal that dies again and again waits longer each time; the first
+// restart after a healthy run is immediate.
+func TestRespawnWithBackoff(t *testing.T) {
+	e := startEmperor(t, "emperor-throttle = 200", "emperor-max-throttle = 800", "emperor-healthy-time = 1")
+	dir := t.TempDir()
+	// The vassal fails at start (chdir into a missing directory) until the
+	// directory exists.
+	e.install("crash", fmt.Sprintf("[uwsgi]\nchdir = %s/missing\nattach-daemon = exec sleep 1000\n", dir))
+	waitFor(t, 15*time.Second, "5 restarts", func() bool {
+		v, _ := e.vassal("crash")
+		return v.Restarts >= 5
+	})
+	v, _ := e.vassal("crash")
+	if !strings.Contains(v.LastExit, "chdir") {
+		t.Fatalf("last exit %q does not say why", v.LastExit)
+	}
+	re := regexp.MustCompile(`msg="vassal died" vassal=crash .*restart_in=(\S+)`)
+	var delays []time.Duration
+	for _, m := range re.FindAllStringSubmatch(e.log.String(), -1) {
+		d, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		delays = append(delays, d)
+	}
+	want := []time.Duration{0, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 800 * time.Millisecond}
+	if len(delays) < len(want) {
+		t.Fatalf("delays %v", delays)
+	}
+	for i, w := range want {
+		if delays[i] != w {
+			t.Fatalf("backoff sequence %v, want it to start %v", delays, want)
+		}
+	}
+	// Heal it, let it run healthy, then kill it: the restart is immediate.
+	os.Mkdir(filepath.Join(dir, "missing"), 0o755)
+	v = e.waitState("crash", "running", 10*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	syscall.Kill(v.PID, syscall.SIGKILL)
+	waitFor(t, 5*time.Second, "a new PID 1", func() bool {
+		n, _ := e.vassal("crash")
+		return n.PID != 0 && n.PID != v.PID && n.State == "running"
+	})
+	all := re.FindAllStringSubmatch(e.log.String(), -1)
+	if last := all[len(all)-1][1]; last != "0s" {
+		t.Fatalf("restart after a healthy run waited %s", last)
+	}
+}
+
+// The emperor dies by SIGKILL: every vassal and every process in its
+// namespace dies with it, including double-forked ones.
+func TestEmperorSIGKILLLeavesNoOrphans(t *testing.T) {
+	e := startEmperor(t)
+	var nss []string
+	for i := 0; i < 3; i++ {
+		name := fmt.Sprintf("v%d", i)
+		e.install(name, "[uwsgi]\nattach-daemon = sh -c '(setsid sleep 1000 &) ; sleep 1000'\n")
+	}
+	for i := 0; i < 3; i++ {
+		v := e.waitState(fmt.Sprintf("v%d", i), "running", 5*time.Second)
+		nss = append(nss, pidNamespace(v.PID))
+	}
+	waitFor(t, 5*time.Second, "daemons", func() bool { return len(procsInNamespace(nss[2])) >= 4 })
+	e.cmd.Process.Kill()
+	<-e.exited
+	waitFor(t, 5*time.Second, "every vassal process to die", func() bool {
+		for _, ns := range nss {
+			if len(procsInNamespace(ns)) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// A daemon that double-forks and exits leaves orphans to PID 1, which reaps
+// them; the daemons' own exit statuses are not stolen by the reaper.
+func TestZombiesAreReaped(t *testing.T) {
+	e := startEmperor(t)
+	e.install("z", "[uwsgi]\nattach-daemon = sh -c 'for i in 1 2 3 4 5 6 7 8; do (sleep 0.1 &) ; done; sleep 0.5; exit 7'\n")
+	v := e.waitState("z", "running", 5*time.Second)
+	waitFor(t, 10*time.Second, "the daemon's exit status 7 in the log, twice", func() bool {
+		return strings.Count(e.log.String(), "status=\"exit status 7\"") >= 2
+	})
+	time.Sleep(300 * time.Millisecond)
+	for _, p := range allProcs() {
+		if pidNamespace(p.pid) == pidNamespace(v.PID) && strings.HasPrefix(p.state, "Z") {
+			t.Fatalf("zombie in the vassal: %+v", p)
+		}
+	}
+	if n, _ := e.vassal("z"); n.PID != v.PID {
+		t.Fatal("PID 1 changed")
+	}
+}
+
+// A malformed file is reported (log and status, with file:line) and leaves
+// the other vassals alone; fixing it starts it.
+func TestMalformedFileLeavesOthersRunning(t *testing.T) {
+	requireBinary(t, "busybox")
+	e := startEmperor(t)
+	port := freePort(t)
+	e.install("good", httpdVassal(t, port))
+	good := e.waitState("good", "running", 5*time.Second)
+	path := e.install("bad", "[uwsgi]\nattach-daemon = sleep 100\nif-not-reload =\nattach-deamon = typo\n")
+	v := e.waitState("bad", "failed-config", 5*time.Second)
+	if !strings.Contains(v.ConfigError, path+":3:") || !strings.Contains(v.ConfigError, path+":4:") || !strings.Contains(v.ConfigError, "did you mean") {
+		t.Fatalf("config error %q", v.ConfigError)
+	}
+	if !strings.Contains(e.log.String(), path+":4: unknown option") {
+		t.Fatal("config error not in the log")
+	}
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/hello.txt", port), 2*time.Second)
+	if g, _ := e.vassal("good"); g.PID != good.PID || g.State != "running" {
+		t.Fatalf("good vassal disturbed: %+v", g)
+	}
+	out, err := exec.Command(emperorBin, "status", "--control", e.control).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "failed-config") {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	e.install("bad", "[uwsgi]\nattach-daemon = exec sleep 100\n")
+	e.waitState("bad", "running", 5*time.Second)
+	// A running vassal whose file breaks keeps running on its last good config.
+	e.install("bad", "[uwsgi]\nbogus = 1\n")
+	waitFor(t, 5*time.Second, "config error on the running vassal", func() bool {
+		v, _ := e.vassal("bad")
+		return v.ConfigError != "" && v.State == "running"
+	})
+}
+
+// Changing what cannot change in place (uid) restarts the vassal, and the
+// log says why.
+func TestReloadWithUIDChangeRestarts(t *testing.T) {
+	e := startEmperor(t)
+	e.install("u", "[uwsgi]\nuid = nobody\nattach-daemon = exec sleep 1000\n")
+	v1 := e.waitState("u", "running", 5*time.Second)
+	e.install("u", "[uwsgi]\nuid = daemon\nattach-daemon = exec sleep 1000\n")
+	waitFor(t, 10*time.Second, "a new PID 1", func() bool {
+		v, _ := e.vassal("u")
+		return v.State == "running" && v.PID != v1.PID && v.PID != 0
+	})
+	if !strings.Contains(e.log.String(), "uid changed") {
+		t.Fatal("the log does not say why the vassal restarted")
+	}
+	v2, _ := e.vassal("u")
+	if p, _ := readProc(v2.PID); p.uid != 1 {
+		t.Fatalf("new vassal runs as uid %d, want daemon (1)", p.uid)
+	}
+}
+
+// SIGHUP reloads every vassal in place; SIGTERM stops all and exits 0.
+func TestSignals(t *testing.T) {
+	e := startEmperor(t)
+	var pids []int
+	for i := 0; i < 3; i++ {
+		e.install(fmt.Sprintf("s%d", i), "[uwsgi]\nattach-daemon = exec sleep 1000\n")
+	}
+	var nss []string
+	for i := 0; i < 3; i++ {
+		v := e.waitState(fmt.Sprintf("s%d", i), "running", 5*time.Second)
+		pids = append(pids, v.PID)
+		nss = append(nss, pidNamespace(v.PID))
+	}
+	e.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 5*time.Second, "3 reloads", func() bool {
+		return strings.Count(e.log.String(), "msg=\"vassal reloaded\" vassal=") >= 3
+	})
+	for i := 0; i < 3; i++ {
+		v := e.waitState(fmt.Sprintf("s%d", i), "running", 5*time.Second)
+		if v.PID != pids[i] {
+			t.Fatalf("SIGHUP changed PID 1 of s%d", i)
+		}
+	}
+	if code := e.stop(); code != 0 {
+		t.Fatalf("emperor exit code %d after SIGTERM", code)
+	}
+	for _, ns := range nss {
+		if left := procsInNamespace(ns); len(left) > 0 {
+			t.Fatalf("left after SIGTERM: %v", left)
+		}
+	}
+	if _, err := os.Stat(e.control); err == nil {
+		t.Fatal("control socket left behind")
+	}
+}
+
+func TestHundredVassals(t *testing.T) {
+	e := startEmperor(t)
+	const n = 100
+	for i := 0; i < n; i++ {
+		e.install(fmt.Sprintf("h%03d", i), "[uwsgi]\nattach-daemon = exec sleep 1000\n")
+	}
+	waitFor(t, 60*time.Second, "100 running vassals", func() bool {
+		running := 0
+		for _, v := range e.status() {
+			if v.State == "running" {
+				running++
+			}
+		}
+		return running == n
+	})
+	var nss []string
+	for _, v := range e.status() {
+		nss = append(nss, pidNamespace(v.PID))
+	}
+	for i := 0; i < n; i++ {
+		os.Remove(filepath.Join(e.dir, fmt.Sprintf("h%03d.ini", i)))
+	}
+	waitFor(t, 60*time.Second, "an empty table", func() bool { return len(e.status()) == 0 })
+	for _, ns := range nss {
+		if left := procsInNamespace(ns); len(left) > 0 {
+			t.Fatalf("left: %v", left)
+		}
+	}
+	if kids := descendants(e.cmd.Process.Pid); len(kids) != 0 {
+		t.Fatalf("emperor still has %d children", len(kids))
+	}
+}
+
+// emperor run runs one vassal in the foreground and stops it on SIGINT.
+func TestRunCommand(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "one.ini")
+	os.WriteFile(path, []byte("[uwsgi]\nattach-daemon = exec sleep 1000\n"), 0o644)
+	cmd := exec.Command(emperorBin, "run", path)
+	log := &logBuf{}
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "vassal ready", func() bool { return strings.Contains(log.String(), "msg=\"vassal ready\" vassal=one pid=") })
+	m := regexp.MustCompile(`msg="vassal spawned" vassal=one pid=(\d+)`).FindStringSubmatch(log.String())
+	pid, _ := strconv.Atoi(m[1])
+	ns := pidNamespace(pid)
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("emperor run: %v\n%s", err, log.String())
+	}
+	if left := procsInNamespace(ns); len(left) > 0 {
+		t.Fatalf("left: %v", left)
+	}
+}
