@@ -5,14 +5,18 @@
 package vassal
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/emperor-dev/emperor/control"
+	"github.com/emperor-dev/emperor/hooks"
+	"github.com/emperor-dev/emperor/mountcheck"
 	"github.com/emperor-dev/emperor/vassalfile"
 )
 
@@ -27,19 +31,26 @@ const ControlFD = 3
 const startTimeout = 30 * time.Second
 
 type vassal struct {
-	name    string
-	path    string
-	conn    *control.Conn
-	log     *slog.Logger
-	reaper  *Reaper
-	pidNS   bool
-	spec    *vassalfile.Spec
-	file    *vassalfile.File
-	content []byte
-	mercy   time.Duration // the emperor's reload-mercy
-	proc    *proc
-	daemons daemonSet
-	sockets []*os.File
+	name     string
+	path     string
+	conn     *control.Conn
+	log      *slog.Logger
+	reaper   *Reaper
+	pidNS    bool
+	spec     *vassalfile.Spec
+	file     *vassalfile.File
+	content  []byte
+	mercy    time.Duration // the emperor's reload-mercy
+	proc     *proc
+	daemons  daemonSet
+	sockets  []*os.File
+	extraEnv []string // from putenv hooks
+	mountNS  bool
+
+	checker     *mountcheck.Checker
+	stopChecker context.CancelFunc
+	mountFail   chan *mountcheck.Failure
+	checkNow    chan struct{}
 }
 
 // Main runs a vassal. args are the words after InitCommand. It returns the
@@ -70,8 +81,11 @@ func Main(args []string) int {
 	}
 	v := &vassal{
 		name: start.Name, path: start.Path, conn: conn, mercy: start.Mercy,
-		log:   base.With("vassal", start.Name),
-		pidNS: os.Getpid() == 1,
+		log:       base.With("vassal", start.Name),
+		pidNS:     os.Getpid() == 1,
+		mountNS:   start.MountNamespace,
+		mountFail: make(chan *mountcheck.Failure, 1),
+		checkNow:  make(chan struct{}, 1),
 	}
 	if v.mercy <= 0 {
 		v.mercy = 30 * time.Second
@@ -121,35 +135,136 @@ func (v *vassal) main(start control.Message) int {
 			return v.fatal(err)
 		}
 	}
+	go v.forwardExits()
 	if err := v.configure(start.Content, false); err != nil {
 		return v.fatal(err)
 	}
-	creds, err := ResolveCreds(v.spec)
-	if err != nil {
+	if err := v.setup(); err != nil {
 		return v.fatal(err)
 	}
-	for _, addr := range v.spec.SharedSockets {
-		s, err := bindShared(addr)
-		if err != nil {
-			return v.fatal(err)
-		}
-		v.sockets = append(v.sockets, s)
-	}
-	if err := dropPrivileges(creds); err != nil {
+	if err := v.startChecker(nil); err != nil {
 		return v.fatal(err)
 	}
-	if v.spec.Chdir != "" {
-		if err := os.Chdir(v.spec.Chdir); err != nil {
-			return v.fatal(fmt.Errorf("chdir: %w", err))
-		}
-	}
-	v.proc = &proc{reaper: v.reaper, log: v.log, env: v.environ(), dir: v.workdir(), sockets: v.sockets}
+	v.proc = v.newProc()
 	v.daemons.start(v.spec.Daemons, v.proc)
 	v.log.Info("vassal ready", "pid_namespace", v.pidNS, "daemons", len(v.spec.Daemons), "uid", os.Getuid(), "gid", os.Getgid())
 	if err := v.conn.Send(control.Message{Type: control.MsgReady}); err != nil {
 		return v.fatal(err)
 	}
 	return v.loop(sigs)
+}
+
+// setup runs the first-start phases in order: asap, pre-jail, the jail,
+// post-jail, in-jail, as-root, privilege drop, as-user, chdir.
+func (v *vassal) setup() error {
+	creds, err := ResolveCreds(v.spec)
+	if err != nil {
+		return err
+	}
+	for _, ph := range []hooks.Phase{hooks.Asap, hooks.PreJail} {
+		if err := v.runHooks(v.spec, ph); err != nil {
+			return err
+		}
+	}
+	if v.spec.PivotNew != "" || v.spec.Chroot != "" {
+		if !v.mountNS {
+			return fmt.Errorf("pivot_root/chroot need the vassal's own mount namespace (emperor-use-clone or unshare with fs): refusing to change the host's root")
+		}
+		if v.spec.PivotNew != "" {
+			err = pivotRoot(v.spec.PivotNew, v.spec.PivotOld)
+		} else {
+			err = chrootTo(v.spec.Chroot)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, ph := range []hooks.Phase{hooks.PostJail, hooks.InJail, hooks.AsRoot} {
+		if err := v.runHooks(v.spec, ph); err != nil {
+			return err
+		}
+	}
+	for _, addr := range v.spec.SharedSockets {
+		s, err := bindShared(addr)
+		if err != nil {
+			return err
+		}
+		v.sockets = append(v.sockets, s)
+	}
+	if err := dropPrivileges(creds); err != nil {
+		return err
+	}
+	if err := v.runHooks(v.spec, hooks.AsUser); err != nil {
+		return err
+	}
+	return v.chdir()
+}
+
+func (v *vassal) chdir() error {
+	if v.spec.Chdir == "" {
+		return nil
+	}
+	if err := os.Chdir(v.spec.Chdir); err != nil {
+		return fmt.Errorf("chdir: %w", err)
+	}
+	return nil
+}
+
+func (v *vassal) runHooks(spec *vassalfile.Spec, ph hooks.Phase) error {
+	hs := spec.PhaseHooks(ph)
+	if len(hs) == 0 {
+		return nil
+	}
+	return hooks.RunPhase(hs, hookEnv{v}, spec.HookTimeout, v.log)
+}
+
+// newProc captures how children start now: environment, directory, sockets.
+func (v *vassal) newProc() *proc {
+	return &proc{reaper: v.reaper, log: v.log, env: v.environ(), dir: v.workdir(), sockets: v.sockets}
+}
+
+// forwardExits turns every reaped child into an immediate mount check (a
+// FUSE daemon's death shows in milliseconds, not on the next tick) and a
+// wake-up for smart daemons.
+func (v *vassal) forwardExits() {
+	for range v.reaper.Subscribe() {
+		select {
+		case v.checkNow <- struct{}{}:
+		default:
+		}
+		v.daemons.wakeAll()
+	}
+}
+
+// startChecker starts mountpoint-check for the current spec. prev carries
+// which paths were mount points, so a path unmounted during a reload (an
+// atexit fusermount -u) still counts as unmounted.
+func (v *vassal) startChecker(prev *mountcheck.Checker) error {
+	if v.stopChecker != nil {
+		v.stopChecker()
+		v.stopChecker = nil
+	}
+	v.checker = nil
+	if len(v.spec.MountChecks) == 0 {
+		return nil
+	}
+	c := mountcheck.New(v.spec.MountChecks, v.spec.CheckTimeout)
+	c.Carry(prev)
+	if f := c.Check(); f != nil {
+		return f
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	v.checker, v.stopChecker = c, cancel
+	go func() {
+		if f := c.Run(ctx, v.spec.CheckInterval, v.checkNow); f != nil {
+			select {
+			case v.mountFail <- f:
+			default:
+			}
+		}
+	}()
+	v.log.Info("mountpoint-check started", "paths", strings.Join(v.spec.MountChecks, ","), "interval", v.spec.CheckInterval, "timeout", v.spec.CheckTimeout)
+	return nil
 }
 
 // configure parses content (sent by the emperor: after a pivot_root the
@@ -172,7 +287,7 @@ func (v *vassal) configure(content []byte, reload bool) error {
 
 func (v *vassal) environ() []string {
 	env := append(os.Environ(), v.spec.Env...)
-	return env
+	return append(env, v.extraEnv...)
 }
 
 func (v *vassal) workdir() string {
@@ -206,7 +321,6 @@ func (v *vassal) loop(sigs chan os.Signal) int {
 			msgs <- m
 		}
 	}()
-	reaped := v.reaper.Subscribe()
 	for {
 		select {
 		case s := <-sigs:
@@ -233,8 +347,10 @@ func (v *vassal) loop(sigs chan os.Signal) int {
 			v.log.Error("emperor control channel closed; exiting", "err", err)
 			v.killEverything()
 			return 1
-		case <-reaped:
-			v.daemons.wakeAll()
+		case f := <-v.mountFail:
+			// Destroy: the kernel kills the namespace and drops its mounts,
+			// the emperor restarts the vassal from a clean state.
+			return v.fatal(f)
 		}
 	}
 }
@@ -258,6 +374,11 @@ func (v *vassal) reload(content []byte) (int, bool) {
 	}
 	// Attached daemons restart; a smart daemon that is still configured
 	// stays, which is the point of governing it by pidfile.
+	prevChecker := v.checker
+	if v.stopChecker != nil {
+		v.stopChecker()
+		v.stopChecker = nil
+	}
 	v.daemons.stopWhere(v.daemonMercy(), func(d *daemon) bool {
 		if !d.spec.Smart {
 			return true
@@ -269,12 +390,19 @@ func (v *vassal) reload(content []byte) (int, bool) {
 		}
 		return true
 	})
-	if v.spec.Chdir != "" {
-		if err := os.Chdir(v.spec.Chdir); err != nil {
-			return v.fatal(fmt.Errorf("reload: chdir: %w", err)), true
-		}
+	if err := v.runHooks(oldSpec, hooks.AsUserAtexit); err != nil {
+		v.log.Warn("as-user-atexit hook failed before reload", "err", err)
 	}
-	v.proc = &proc{reaper: v.reaper, log: v.log, env: v.environ(), dir: v.workdir(), sockets: v.sockets}
+	if err := v.runHooks(v.spec, hooks.AsUser); err != nil {
+		return v.fatal(fmt.Errorf("reload: %w", err)), true
+	}
+	if err := v.chdir(); err != nil {
+		return v.fatal(fmt.Errorf("reload: %w", err)), true
+	}
+	if err := v.startChecker(prevChecker); err != nil {
+		return v.fatal(fmt.Errorf("reload: %w", err)), true
+	}
+	v.proc = v.newProc()
 	var fresh []vassalfile.Daemon
 	for _, sp := range v.spec.Daemons {
 		if sp.Smart && v.daemons.has(sp) {
@@ -292,7 +420,13 @@ func (v *vassal) reload(content []byte) (int, bool) {
 
 // shutdown stops every daemon with mercy, then anything left.
 func (v *vassal) shutdown() {
+	if v.stopChecker != nil {
+		v.stopChecker()
+	}
 	v.daemons.stopWhere(v.daemonMercy(), func(*daemon) bool { return true })
+	if err := v.runHooks(v.spec, hooks.AsUserAtexit); err != nil {
+		v.log.Warn("as-user-atexit hook failed", "err", err)
+	}
 	v.killEverything()
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/emperor-dev/emperor/hooks"
 )
 
 // Daemon is one attach-daemon or smart-attach-daemon line.
@@ -28,17 +30,55 @@ type Spec struct {
 	SharedSockets []string
 	ReloadMercy   time.Duration // 0: the emperor's
 	Unshare       Namespaces
+
+	Hooks         []hooks.Hook // in file order; see PhaseHooks
+	Chroot        string
+	PivotNew      string
+	PivotOld      string
+	HookTimeout   time.Duration
+	MountChecks   []string
+	CheckInterval time.Duration
+	CheckTimeout  time.Duration
+}
+
+// PhaseHooks returns the hooks of phase in run order: hook-<phase> lines
+// first, then mount-, umount- and exec-<phase>, each in file order.
+func (s *Spec) PhaseHooks(phase hooks.Phase) []hooks.Hook {
+	var out []hooks.Hook
+	for fam := hooks.FamilyHook; fam <= hooks.FamilyExec; fam++ {
+		for _, h := range s.Hooks {
+			if h.Phase == phase && h.Family == fam {
+				out = append(out, h)
+			}
+		}
+	}
+	return out
 }
 
 // Decode turns a parsed vassal file into a Spec. Values were validated by
 // Parse, so this only fails on a file that was not produced by Parse.
 func Decode(f *File) (*Spec, error) {
-	s := &Spec{Name: f.Name, Path: f.Path}
+	s := &Spec{Name: f.Name, Path: f.Path, HookTimeout: 60 * time.Second,
+		CheckInterval: time.Second, CheckTimeout: 3 * time.Second}
 	var errs Errors
 	bad := func(e Entry, err error) {
 		errs = append(errs, Diag{File: f.Path, Line: e.Line, Message: fmt.Sprintf("%s: %v", e.Key, err)})
 	}
 	for _, e := range f.Entries {
+		if ho, ok := hookOptions[e.Key]; ok {
+			var h hooks.Hook
+			var err error
+			if ho.family == hooks.FamilyHook {
+				h, err = hooks.Parse(ho.phase, e.Value, e.Line)
+			} else {
+				h, err = hooks.ParseFamily(ho.phase, ho.family, e.Value, e.Line)
+			}
+			if err != nil {
+				bad(e, err)
+			}
+			s.Hooks = append(s.Hooks, h)
+			continue
+		}
 		switch e.Key {
 		case "uid":
 			s.UID = e.Value
@@ -69,6 +109,22 @@ func Decode(f *File) (*Spec, error) {
 				bad(e, err)
 			}
 			s.ReloadMercy = d
+		case "chroot":
+			s.Chroot = e.Value
+		case "pivot_root":
+			nr, old, err := ParsePivotRoot(e.Value)
+			if err != nil {
+				bad(e, err)
+			}
+			s.PivotNew, s.PivotOld = nr, old
+		case "hook-timeout":
+			s.HookTimeout = mustDuration(e, time.Second, bad)
+		case "mountpoint-check":
+			s.MountChecks = append(s.MountChecks, e.Value)
+		case "check-interval":
+			s.CheckInterval = mustDuration(e, time.Second, bad)
+		case "mountpoint-check-timeout":
+			s.CheckTimeout = mustDuration(e, time.Second, bad)
 		case "unshare":
 			ns, err := ParseCloneFlags(e.Value)
 			if err != nil {
@@ -77,10 +133,22 @@ func Decode(f *File) (*Spec, error) {
 			s.Unshare = ns
 		}
 	}
+	if s.Chroot != "" && s.PivotNew != "" {
+		e, _ := f.Last("chroot")
+		bad(e, fmt.Errorf("chroot and pivot_root cannot both be set"))
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	return s, nil
+}
+
+func mustDuration(e Entry, unit time.Duration, bad func(Entry, error)) time.Duration {
+	d, err := ParseDuration(e.Value, unit)
+	if err != nil {
+		bad(e, err)
+	}
+	return d
 }
 
 // RestartReason compares two parses of one vassal file and says why the

@@ -1,0 +1,172 @@
+package hooks
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/emperor-dev/emperor/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// uWSGI's mount flag names (core/mount.c), plus slave, unbindable,
+// relatime, nodiratime and strictatime, which uWSGI lacks.
+var mountFlags = map[string]uintptr{
+	"bind": unix.MS_BIND, "dirsync": unix.MS_DIRSYNC, "mandlock": unix.MS_MANDLOCK,
+	"move": unix.MS_MOVE, "noatime": unix.MS_NOATIME, "nodev": unix.MS_NODEV,
+	"noexec": unix.MS_NOEXEC, "rdonly": unix.MS_RDONLY, "readonly": unix.MS_RDONLY,
+	"ro": unix.MS_RDONLY, "remount": unix.MS_REMOUNT, "nosuid": unix.MS_NOSUID,
+	"sync": unix.MS_SYNCHRONOUS, "rec": unix.MS_REC, "recursive": unix.MS_REC,
+	"private": unix.MS_PRIVATE, "shared": unix.MS_SHARED, "slave": unix.MS_SLAVE,
+	"unbindable": unix.MS_UNBINDABLE, "relatime": unix.MS_RELATIME,
+	"nodiratime": unix.MS_NODIRATIME, "strictatime": unix.MS_STRICTATIME,
+}
+
+// umount flags: force and detach are umount2(2) flags; rec (recursive)
+// means "every mount below the target first", as in uWSGI.
+var umountFlags = map[string]int{
+	"force": unix.MNT_FORCE, "detach": unix.MNT_DETACH, "lazy": unix.MNT_DETACH,
+	"expire": unix.MNT_EXPIRE, "nofollow": unix.UMOUNT_NOFOLLOW,
+	"rec": 0, "recursive": 0,
+}
+
+type mountSpec struct {
+	fstype, source, target string
+	flags                  uintptr
+	flagNames              string
+	data                   string
+}
+
+type umountSpec struct {
+	target    string
+	flags     int
+	rec       bool
+	flagNames string
+}
+
+func splitFlags(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '|' })
+}
+
+func parseMountHook(h *Hook) error {
+	f := strings.Fields(h.Args)
+	if len(f) < 3 || len(f) > 5 {
+		return fmt.Errorf("wants FSTYPE SOURCE TARGET [FLAGS [DATA]], got %q", h.Args)
+	}
+	m := &mountSpec{fstype: f[0], source: f[1], target: f[2]}
+	if m.fstype == "none" {
+		m.fstype = ""
+	}
+	if len(f) >= 4 {
+		m.flagNames = f[3]
+		for _, name := range splitFlags(f[3]) {
+			v, ok := mountFlags[name]
+			if !ok {
+				return fmt.Errorf("unknown mount flag %q (known: %s)", name, keys(mountFlags))
+			}
+			m.flags |= v
+		}
+	}
+	if len(f) == 5 {
+		m.data = f[4]
+	}
+	h.mount = m
+	return nil
+}
+
+func parseUmountHook(h *Hook) error {
+	f := strings.Fields(h.Args)
+	if len(f) < 1 || len(f) > 2 {
+		return fmt.Errorf("wants TARGET [FLAGS], got %q", h.Args)
+	}
+	u := &umountSpec{target: f[0]}
+	if len(f) == 2 {
+		u.flagNames = f[1]
+		for _, name := range splitFlags(f[1]) {
+			v, ok := umountFlags[name]
+			if !ok {
+				return fmt.Errorf("unknown umount flag %q (known: %s)", name, keys(umountFlags))
+			}
+			if name == "rec" || name == "recursive" {
+				u.rec = true
+			}
+			u.flags |= v
+		}
+	}
+	h.umount = u
+	return nil
+}
+
+func keys[V any](m map[string]V) string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// MountError is a failed mount(2) or umount2(2) with its decoded flags.
+type MountError struct {
+	Op     string
+	Source string
+	Target string
+	FSType string
+	Flags  string
+	Err    error
+}
+
+func (e *MountError) Error() string {
+	if e.Op == "umount" {
+		return fmt.Sprintf("umount %s (flags %q): %v", e.Target, e.Flags, e.Err)
+	}
+	return fmt.Sprintf("mount %s on %s (type %q, flags %q): %v", e.Source, e.Target, e.FSType, e.Flags, e.Err)
+}
+func (e *MountError) Unwrap() error { return e.Err }
+
+func doMount(m *mountSpec) error {
+	if err := unix.Mount(m.source, m.target, m.fstype, m.flags, m.data); err != nil {
+		return &MountError{Op: "mount", Source: m.source, Target: m.target, FSType: m.fstype, Flags: m.flagNames, Err: err}
+	}
+	return nil
+}
+
+// doUmount unmounts the target; with rec, every mount below it first,
+// deepest first. A lazy (detach) unmount of the old root after pivot_root
+// is what cuts a vassal off from the host's filesystem.
+func doUmount(u *umountSpec) error {
+	targets := []string{u.target}
+	if u.rec {
+		below, err := mountsBelow(u.target)
+		if err != nil {
+			return &MountError{Op: "umount", Target: u.target, Flags: u.flagNames, Err: err}
+		}
+		targets = append(below, u.target)
+	}
+	for _, t := range targets {
+		if err := unix.Unmount(t, u.flags); err != nil {
+			if t != u.target && (err == unix.EINVAL || err == unix.ENOENT) {
+				continue // already gone with a parent's detach
+			}
+			return &MountError{Op: "umount", Target: t, Flags: u.flagNames, Err: err}
+		}
+	}
+	return nil
+}
+
+// mountsBelow lists the mount points strictly under dir, deepest first.
+func mountsBelow(dir string) ([]string, error) {
+	pts, err := mountinfo.Points()
+	if err != nil {
+		return nil, err
+	}
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	var out []string
+	for _, mp := range pts {
+		if strings.HasPrefix(mp, prefix) {
+			out = append(out, mp)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out, nil
+}

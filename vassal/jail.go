@@ -1,0 +1,131 @@
+package vassal
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/emperor-dev/emperor/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// JailError is a failed chroot or pivot_root, with the paths involved.
+type JailError struct {
+	Op   string
+	Path string
+	Err  error
+}
+
+func (e *JailError) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, e.Path, e.Err) }
+func (e *JailError) Unwrap() error { return e.Err }
+
+// makeRootPrivate stops all propagation between our mounts and any peer.
+// pivot_root(2) refuses (EINVAL) when the current root or the new root's
+// parent mount is shared, and a private tree also guarantees that
+// detaching the old root below cannot reach a peer group.
+func makeRootPrivate() error {
+	if err := unix.Mount("", "/", "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+		return &MountError{Op: "make / rprivate", Target: "/", Flags: "MS_PRIVATE|MS_REC", Err: err}
+	}
+	return nil
+}
+
+// ensureMountPoint makes dir a mount point by binding it onto itself:
+// pivot_root(2) requires new_root to be a mount point (EINVAL otherwise),
+// and a self-bind changes nothing of what the directory shows.
+func ensureMountPoint(dir string) error {
+	ok, err := mountinfo.IsMountPoint(dir)
+	if err != nil {
+		return &JailError{Op: "read mountinfo for", Path: dir, Err: err}
+	}
+	if ok {
+		return nil
+	}
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return &MountError{Op: "bind new root onto itself", Source: dir, Target: dir, Flags: "MS_BIND|MS_REC", Err: err}
+	}
+	return nil
+}
+
+func requireDir(op, path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return &JailError{Op: op, Path: path, Err: err}
+	}
+	if !st.IsDir() {
+		return &JailError{Op: op, Path: path, Err: syscall.ENOTDIR}
+	}
+	return nil
+}
+
+// pivotRoot makes newRoot the root of this mount namespace and leaves the
+// old root mounted at putOld (a path under newRoot), to be detached by an
+// as-root hook once /proc and /dev are mounted from it.
+func pivotRoot(newRoot, putOld string) error {
+	if err := requireDir("pivot_root: new root", newRoot); err != nil {
+		return err
+	}
+	if err := makeRootPrivate(); err != nil {
+		return err
+	}
+	if err := ensureMountPoint(newRoot); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(putOld, 0o700); err != nil {
+		return &JailError{Op: "pivot_root: create put_old", Path: putOld, Err: err}
+	}
+	if err := unix.PivotRoot(newRoot, putOld); err != nil {
+		return &JailError{Op: "pivot_root", Path: newRoot + " " + putOld, Err: err}
+	}
+	// Our cwd still points into the old root; a relative path would escape.
+	if err := os.Chdir("/"); err != nil {
+		return &JailError{Op: "chdir after pivot_root", Path: "/", Err: err}
+	}
+	return nil
+}
+
+// chrootTo changes the root directory of PID 1 and its future children.
+func chrootTo(dir string) error {
+	if err := requireDir("chroot", dir); err != nil {
+		return err
+	}
+	if err := unix.Chroot(dir); err != nil {
+		return &JailError{Op: "chroot", Path: dir, Err: err}
+	}
+	if err := os.Chdir("/"); err != nil {
+		return &JailError{Op: "chdir after chroot", Path: "/", Err: err}
+	}
+	return nil
+}
+
+// hookEnv runs exec hooks through the vassal's reaper.
+type hookEnv struct{ v *vassal }
+
+func (h hookEnv) Exec(ctx context.Context, cmd string) error {
+	p := h.v.newProc()
+	p.sockets = nil
+	pid, exit, err := p.startShell(cmd, h.v.log.With("hook", shortCmd(cmd)))
+	if err != nil {
+		return err
+	}
+	select {
+	case ws := <-exit:
+		if ws.Exited() && ws.ExitStatus() == 0 {
+			return nil
+		}
+		return fmt.Errorf("%s", DescribeStatus(ws))
+	case <-ctx.Done():
+		killProcessGroup(pid, syscall.SIGKILL)
+		select {
+		case <-exit:
+		case <-time.After(5 * time.Second):
+		}
+		return fmt.Errorf("timed out (hook-timeout)")
+	}
+}
+
+func (h hookEnv) Setenv(k, val string) {
+	h.v.extraEnv = append(h.v.extraEnv, k+"="+val)
+}

@@ -1,0 +1,115 @@
+package vassalfile
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/emperor-dev/emperor/hooks"
+)
+
+// hookOption maps a hook option name to its phase and family.
+type hookOption struct {
+	phase  hooks.Phase
+	family hooks.Family
+}
+
+var hookOptions = map[string]hookOption{}
+
+func hookValidator(ho hookOption) func(string) error {
+	return func(v string) error {
+		var err error
+		if ho.family == hooks.FamilyHook {
+			_, err = hooks.Parse(ho.phase, v, 0)
+		} else {
+			_, err = hooks.ParseFamily(ho.phase, ho.family, v, 0)
+		}
+		return err
+	}
+}
+
+// ParsePivotRoot reads "NEW OLD": both absolute, OLD under NEW (as uWSGI
+// writes it: pivot_root = /ufs /ufs/.old_root).
+func ParsePivotRoot(v string) (string, string, error) {
+	f := strings.Fields(v)
+	if len(f) != 2 {
+		return "", "", fmt.Errorf("wants NEW_ROOT PUT_OLD, got %q", v)
+	}
+	nr, old := filepath.Clean(f[0]), filepath.Clean(f[1])
+	if !filepath.IsAbs(nr) || !filepath.IsAbs(old) {
+		return "", "", fmt.Errorf("both paths must be absolute, got %q", v)
+	}
+	if nr == "/" {
+		return "", "", fmt.Errorf("new root cannot be /")
+	}
+	if !strings.HasPrefix(old, nr+"/") {
+		return "", "", fmt.Errorf("put_old %s must be under the new root %s", old, nr)
+	}
+	return nr, old, nil
+}
+
+func validatePivot(v string) error { _, _, err := ParsePivotRoot(v); return err }
+
+func validateAbs(v string) error {
+	if !filepath.IsAbs(v) {
+		return fmt.Errorf("%q is not an absolute path", v)
+	}
+	return nil
+}
+
+func init() {
+	families := []struct {
+		prefix string
+		fam    hooks.Family
+		doc    string
+	}{
+		{"hook", hooks.FamilyHook, "ACTION:ARGS hook"},
+		{"mount", hooks.FamilyMount, "FSTYPE SOURCE TARGET [FLAGS [DATA]] (mount: action)"},
+		{"umount", hooks.FamilyUmount, "TARGET [FLAGS] (umount: action)"},
+		{"exec", hooks.FamilyExec, "shell command (exec: action)"},
+	}
+	for _, ph := range hooks.Phases {
+		for _, fa := range families {
+			name := fa.prefix + "-" + string(ph)
+			ho := hookOption{phase: ph, family: fa.fam}
+			hookOptions[name] = ho
+			register(&Option{Name: name, Scope: ScopeVassal, Kind: KindString, List: true,
+				Validate: hookValidator(ho), Default: "(none)",
+				Doc:   fmt.Sprintf("%s run in the %s phase. See docs/hooks.md.", fa.doc, ph),
+				UWSGI: phaseDiff(ph, fa.fam)})
+		}
+	}
+	register(
+		&Option{Name: "chroot", Scope: ScopeVassal, Kind: KindString, Restart: true, Validate: validateAbs,
+			Default: "(none)",
+			Doc:     "chroot(2) into DIR after the pre-jail hooks (skipped on reload).",
+			UWSGI:   "same"},
+		&Option{Name: "pivot_root", Aliases: []string{"pivot-root"}, Scope: ScopeVassal, Kind: KindString,
+			Restart: true, Validate: validatePivot, Default: "(none)",
+			Doc:   "NEW OLD: pivot_root(2) to NEW after the pre-jail hooks, with the old root at OLD (a path under NEW). Skipped on reload.",
+			UWSGI: "We make / private first and bind NEW onto itself when it is not a mount point, where uWSGI fails with EINVAL."},
+		&Option{Name: "hook-timeout", Scope: ScopeVassal, Kind: KindSeconds, Default: "60",
+			Doc:   "Longest time one hook may take (exec, wait_for_*); a hook past it is killed and fails.",
+			UWSGI: "Not in uWSGI, where a hanging hook hangs the vassal."},
+		&Option{Name: "mountpoint-check", Aliases: []string{"check-mountpoint", "mount-check", "check-mount"},
+			Scope: ScopeVassal, Kind: KindString, List: true, Validate: validateAbs, Default: "(none)",
+			Doc:   "Path checked with statfs(2) every check-interval and whenever a child of the vassal exits. A failing, hung or unmounted path destroys the vassal so the emperor restarts it clean.",
+			UWSGI: "Adds the timeout (a hung FUSE daemon wedges uWSGI's master), the unmounted case, and the check on child exit."},
+		&Option{Name: "check-interval", Scope: ScopeVassal, Kind: KindSeconds, Default: "1",
+			Doc:   "Interval of mountpoint-check.",
+			UWSGI: "Also accepts Go durations (250ms)."},
+		&Option{Name: "mountpoint-check-timeout", Scope: ScopeVassal, Kind: KindSeconds, Default: "3",
+			Doc:   "How long one statfs may block before the mount counts as hung.",
+			UWSGI: "Not in uWSGI."},
+	)
+}
+
+func phaseDiff(ph hooks.Phase, fam hooks.Family) string {
+	switch {
+	case fam == hooks.FamilyExec:
+		return "A death by signal is a failure (uWSGI counts it as success)."
+	case ph == hooks.PreJail:
+		return "Skipped on reload, as in uWSGI."
+	}
+	return "same"
+}
