@@ -5,7 +5,6 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -63,18 +62,43 @@ func testHTTPD() {
 		fmt.Fprintln(os.Stderr, "testhttpd:", err)
 		os.Exit(1)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "pid=%d uid=%d\n", os.Getpid(), os.Getuid())
-	})}
+	})
+	if root := os.Getenv("EMPEROR_TEST_HTTPD_ROOT"); root != "" {
+		files := http.FileServer(http.Dir(root))
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Pid", strconv.Itoa(os.Getpid()))
+			files.ServeHTTP(w, r)
+		})
+	}
+	// Drain on SIGTERM without http.Server.Shutdown: Shutdown drops a
+	// request read after it started, even on a connection accepted before.
+	// Here the listener closes (new connections wait in the shared socket's
+	// backlog for the next daemon) and every accepted connection is served.
+	var open sync.WaitGroup
+	srv := &http.Server{Handler: h, ConnState: func(c net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Done()
+		}
+	}}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	go func() {
 		<-term
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
+		ln.Close()
+		srv.SetKeepAlivesEnabled(false)
 	}()
 	srv.Serve(ln)
+	done := make(chan struct{})
+	go func() { open.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
 	os.Exit(0)
 }
 
@@ -250,6 +274,14 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 var client = &http.Client{Timeout: 5 * time.Second}
+
+// oneShot opens a connection per request. The reload tests use it: an app
+// server that drains on SIGTERM closes its idle keep-alive connections, and
+// a request racing that close fails on the client's side whatever the
+// supervisor does (HTTP leaves the retry to the client). What the tests
+// check is that no connection is refused or dropped while the daemon
+// restarts behind the shared socket.
+var oneShot = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 func get(url string) (int, string, error) {
 	resp, err := client.Get(url)

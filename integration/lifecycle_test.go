@@ -86,7 +86,12 @@ func TestReloadOnTouchKeepsPID1AndLosesNoRequest(t *testing.T) {
 					return
 				default:
 				}
-				code, _, err := get(url)
+				resp, err := oneShot.Get(url)
+				code := 0
+				if err == nil {
+					code = resp.StatusCode
+					resp.Body.Close()
+				}
 				if err != nil || code != 200 {
 					failed.Add(1)
 					lastErr.Store(fmt.Sprintf("code=%d err=%v", code, err))

@@ -63,6 +63,9 @@ type Option struct {
 	// in-place reload and forces a full stop and clean start.
 	Restart  bool
 	Validate func(string) error
+	// Group names a family of options documented as one row (the hook
+	// options: hook-, exec-, mount-, umount- for each phase).
+	Group string
 }
 
 var registry = map[string]*Option{}

@@ -74,7 +74,7 @@ func init() {
 			ho := hookOption{phase: ph, family: fa.fam}
 			hookOptions[name] = ho
 			register(&Option{Name: name, Scope: ScopeVassal, Kind: KindString, List: true,
-				Validate: hookValidator(ho), Default: "(none)",
+				Validate: hookValidator(ho), Default: "(none)", Group: "hooks",
 				Doc:   fmt.Sprintf("%s run in the %s phase. See docs/hooks.md.", fa.doc, ph),
 				UWSGI: phaseDiff(ph, fa.fam)})
 		}

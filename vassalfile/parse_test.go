@@ -310,3 +310,74 @@ func TestEmperorScope(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestTutorialCowVassal(t *testing.T) {
+	src := `[uwsgi]
+plugins-dir = /ns/precise/opt/uwsgi/plugins
+plugins-dir = /opt/uwsgi/plugins
+plugin = psgi
+uid = user001
+gid = user001
+hook-pre-jail = callret:chdir /
+hook-pre-jail = exec:unionfs-fuse -ocow,chroot=/ns,default_permissions,allow_other /precise=RO:/cow/%(uid)=RW /ufs
+pivot_root = /ufs /ufs/.old_root
+hook-as-root = mount:proc none /proc
+hook-as-root = mount:none /.old_root/dev /dev bind
+hook-as-root = umount:/.old_root rec,detach
+mountpoint-check = /
+exec-as-user-atexit = fusermount -u /app
+`
+	f := mustParse(t, src, ParseOptions{})
+	s, err := Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre := s.PhaseHooks("pre-jail")
+	if len(pre) != 2 || pre[0].Action != "chdir" || !strings.Contains(pre[1].Args, "/cow/user001=RW") {
+		t.Fatalf("pre-jail %+v", pre)
+	}
+	if s.PivotNew != "/ufs" || s.PivotOld != "/ufs/.old_root" || len(s.PhaseHooks("as-root")) != 3 {
+		t.Fatalf("%+v", s)
+	}
+	if len(s.MountChecks) != 1 || s.CheckInterval != time.Second || s.CheckTimeout != 3*time.Second || s.HookTimeout != time.Minute {
+		t.Fatalf("%+v", s)
+	}
+	if len(s.PhaseHooks("as-user-atexit")) != 1 {
+		t.Fatal("atexit missing")
+	}
+}
+
+func TestHookOrderWithinPhase(t *testing.T) {
+	f := mustParse(t, "[uwsgi]\nexec-as-root = e1\numount-as-root = /u\nmount-as-root = proc none /proc\nhook-as-root = print:h1\nexec-as-root = e2\n", ParseOptions{})
+	s, _ := Decode(f)
+	var got []string
+	for _, h := range s.PhaseHooks("as-root") {
+		got = append(got, h.String())
+	}
+	want := "print:h1|mount:proc none /proc|umount:/u|exec:e1|exec:e2"
+	if strings.Join(got, "|") != want {
+		t.Fatalf("%s", strings.Join(got, "|"))
+	}
+}
+
+func TestJailAndHookErrors(t *testing.T) {
+	for line, want := range map[string]string{
+		"hook-as-root = frob:x":               "unknown hook action",
+		"hook-as-root = mount:none /a /b bnd": `unknown mount flag "bnd"`,
+		"pivot_root = /ufs":                   "NEW_ROOT PUT_OLD",
+		"pivot_root = /ufs /elsewhere":        "must be under the new root",
+		"pivot_root = ufs ufs/old":            "absolute",
+		"mountpoint-check = app":              "not an absolute path",
+		"hook-as-wizard = exec:x":             "unknown option",
+		"check-interval = often":              "not a duration",
+	} {
+		_, err := parse(t, "[uwsgi]\n"+line+"\n", ParseOptions{})
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "app001.ini:2:") {
+			t.Errorf("%q: got %v, want %q at line 2", line, err, want)
+		}
+	}
+	f := mustParse(t, "[uwsgi]\nchroot = /a\npivot_root = /b /b/old\n", ParseOptions{})
+	if _, err := Decode(f); err == nil {
+		t.Fatal("chroot and pivot_root together accepted")
+	}
+}

@@ -22,6 +22,12 @@ func MarkdownReference() string {
 			if o.Scope&sc.scope == 0 || o.Kind == KindIgnored {
 				continue
 			}
+			if o.Group == "hooks" {
+				if o.Name == "exec-as-root" {
+					b.WriteString(hookRow)
+				}
+				continue
+			}
 			name := "`" + o.Name + "`"
 			for _, a := range o.Aliases {
 				name += ", `" + a + "`"
@@ -59,6 +65,10 @@ func MarkdownReference() string {
 	b.WriteString(") are errors that say to run the app with `attach-daemon` instead.\n")
 	return b.String()
 }
+
+const hookRow = "| `hook-PHASE`, `exec-PHASE`, `mount-PHASE`, `umount-PHASE` for PHASE in `asap`, `pre-jail`, `post-jail`, `in-jail`, `as-root`, `as-user`, `as-user-atexit` | string, repeatable | (none) | " +
+	"`hook-PHASE = ACTION:ARGS`; the others are shortcuts for the exec, mount and umount actions. In a phase, hook- lines run first, then mount-, umount-, exec-, each in file order. A failure in any phase but as-user-atexit destroys the vassal. See docs/hooks.md. | no | " +
+	"exec treats a death by signal as failure (uWSGI: success); pre-jail and the jail are skipped on reload, as in uWSGI; as-root is skipped on reload (PID 1 has dropped root). |\n"
 
 func esc(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
 

@@ -1,0 +1,70 @@
+package hooks
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseTutorialHooks(t *testing.T) {
+	for _, c := range []struct {
+		phase Phase
+		line  string
+		act   string
+		args  string
+	}{
+		{PreJail, "callret:chdir /", "chdir", "/"},
+		{PreJail, "exec:unionfs-fuse -ocow,chroot=/ns,default_permissions,allow_other /precise=RO:/cow/user001=RW /ufs", "exec", "unionfs-fuse -ocow,chroot=/ns,default_permissions,allow_other /precise=RO:/cow/user001=RW /ufs"},
+		{AsRoot, "mount:proc none /proc", "mount", "proc none /proc"},
+		{AsRoot, "mount:none /.old_root/dev /dev bind", "mount", "none /.old_root/dev /dev bind"},
+		{AsRoot, "umount:/.old_root rec,detach", "umount", "/.old_root rec,detach"},
+		{AsRoot, "cd:/tmp", "chdir", "/tmp"},
+		{AsUser, "writen:/tmp/f hello world", "writen", "/tmp/f hello world"},
+		{AsUser, "sethostname:box", "hostname", "box"},
+	} {
+		h, err := Parse(c.phase, c.line, 7)
+		if err != nil {
+			t.Fatalf("%q: %v", c.line, err)
+		}
+		if h.Action != c.act || h.Args != c.args || h.Line != 7 || h.Phase != c.phase {
+			t.Fatalf("%q: %+v", c.line, h)
+		}
+	}
+	h, _ := Parse(AsRoot, "mount:none /.old_root/dev /dev bind", 1)
+	if h.mount.fstype != "" || h.mount.source != "/.old_root/dev" || h.mount.flags == 0 {
+		t.Fatalf("%+v", h.mount)
+	}
+	h, _ = Parse(AsRoot, "umount:/.old_root rec,detach", 1)
+	if !h.umount.rec || h.umount.flags == 0 {
+		t.Fatalf("%+v", h.umount)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for line, want := range map[string]string{
+		"noaction":                     "not action:arguments",
+		"frobnicate:x":                 "unknown hook action",
+		"mount:proc /proc":             "wants FSTYPE SOURCE TARGET",
+		"mount:none /a /b bind,wobbly": `unknown mount flag "wobbly"`,
+		"umount:/x rec,sideways":       `unknown umount flag "sideways"`,
+		"call:my_c_function":           "calls a C function",
+		"exec:":                        "needs an argument",
+		"chmod:/x rwx":                 "not octal",
+		"putenv:NOEQ":                  "KEY=VALUE",
+		"write:/only-a-file":           "FILE DATA",
+	} {
+		_, err := Parse(AsRoot, line, 1)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", line, err, want)
+		}
+	}
+}
+
+func TestFamilies(t *testing.T) {
+	h, err := ParseFamily(AsRoot, FamilyMount, "tmpfs none /tmp nosuid,nodev size=1m", 3)
+	if err != nil || h.Family != FamilyMount || h.mount.data != "size=1m" {
+		t.Fatalf("%+v %v", h, err)
+	}
+	if _, err := ParseFamily(AsRoot, FamilyUmount, "/a b c", 3); err == nil {
+		t.Fatal("bad umount accepted")
+	}
+}
