@@ -79,3 +79,25 @@ func TestOptionsDocIsCurrent(t *testing.T) {
 		}
 	}
 }
+
+// Every example vassal file passes emperor check (with its users pointed at
+// one that exists here).
+func TestExamplesCheck(t *testing.T) {
+	for _, k := range []string{"ZIPAPP_USER", "ZIPAPP_GROUP", "COW_USER", "COW_GROUP"} {
+		t.Setenv(k, "root")
+	}
+	files, _ := filepath.Glob("../../examples/*.ini")
+	if len(files) < 4 {
+		t.Fatalf("examples: %v", files)
+	}
+	for _, f := range files {
+		if filepath.Base(f) == "emperor.ini" {
+			continue
+		}
+		for _, d := range checkFile(f) {
+			if !d.Warning {
+				t.Errorf("%s", d)
+			}
+		}
+	}
+}

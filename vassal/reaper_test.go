@@ -1,0 +1,99 @@
+package vassal
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func devnullAttr(t *testing.T) *syscall.ProcAttr {
+	t.Helper()
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{f.Fd(), f.Fd(), f.Fd()}}
+}
+
+// Each child's status reaches the one who started it, even when the reaper
+// also reaps orphans with wait4(-1) (as a child subreaper here, as PID 1 in a
+// vassal).
+func TestReaperDeliversStatusesAndReapsOrphans(t *testing.T) {
+	if err := becomeSubreaper(); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReaper()
+	reaped := r.Subscribe()
+	attr := devnullAttr(t)
+	type started struct {
+		code int
+		ch   <-chan unix.WaitStatus
+	}
+	var all []started
+	for code := 0; code < 20; code++ {
+		// each child leaves an orphan behind that exits later
+		_, ch, err := r.Start([]string{"/bin/sh", "-c", "(sleep 0.05 &); exit " + strconv.Itoa(code)}, attr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, started{code, ch})
+	}
+	for _, s := range all {
+		select {
+		case ws := <-s.ch:
+			if !ws.Exited() || ws.ExitStatus() != s.code {
+				t.Fatalf("child %d: %s", s.code, DescribeStatus(ws))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("child %d: no status", s.code)
+		}
+	}
+	select {
+	case <-reaped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("subscribers hear of no exit")
+	}
+	// The orphans reparented to us and were reaped: no child, no zombie.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(childrenOf(os.Getpid())) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d children left, %d zombies", len(childrenOf(os.Getpid())), zombieChildren(os.Getpid()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestReaperSignalDeath(t *testing.T) {
+	r := NewReaper()
+	pid, ch, err := r.Start([]string{"/bin/sleep", "100"}, devnullAttr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	ws := <-ch
+	if !ws.Signaled() || DescribeStatus(ws) != "killed by killed" {
+		t.Fatalf("%s", DescribeStatus(ws))
+	}
+	_, _, err = r.Start([]string{"/nonexistent/binary"}, devnullAttr(t))
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/binary") {
+		t.Fatalf("%v", err)
+	}
+}
+
+func zombieChildren(pid int) int {
+	n := 0
+	for _, c := range childrenOf(pid) {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(c) + "/stat")
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i > 0 && i+2 < len(s) && s[i+2] == 'Z' {
+			n++
+		}
+	}
+	return n
+}
