@@ -4,12 +4,25 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// One reaper per process, as in a vassal: two wait4(-1) loops would steal
+// each other's statuses.
+var (
+	reaperOnce sync.Once
+	testReaper *Reaper
+)
+
+func sharedReaper() *Reaper {
+	reaperOnce.Do(func() { testReaper = NewReaper() })
+	return testReaper
+}
 
 func devnullAttr(t *testing.T) *syscall.ProcAttr {
 	t.Helper()
@@ -28,7 +41,7 @@ func TestReaperDeliversStatusesAndReapsOrphans(t *testing.T) {
 	if err := becomeSubreaper(); err != nil {
 		t.Fatal(err)
 	}
-	r := NewReaper()
+	r := sharedReaper()
 	reaped := r.Subscribe()
 	attr := devnullAttr(t)
 	type started struct {
@@ -70,7 +83,7 @@ func TestReaperDeliversStatusesAndReapsOrphans(t *testing.T) {
 }
 
 func TestReaperSignalDeath(t *testing.T) {
-	r := NewReaper()
+	r := sharedReaper()
 	pid, ch, err := r.Start([]string{"/bin/sleep", "100"}, devnullAttr(t))
 	if err != nil {
 		t.Fatal(err)

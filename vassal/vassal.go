@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/emperor-dev/emperor/hooks"
 	"github.com/emperor-dev/emperor/mountcheck"
 	"github.com/emperor-dev/emperor/vassalfile"
+	"golang.org/x/sys/unix"
 )
 
 // InitCommand is argv[1] of a re-executed vassal. It is not a CLI command and
@@ -56,6 +58,10 @@ type vassal struct {
 // Main runs a vassal. args are the words after InitCommand. It returns the
 // process exit code.
 func Main(args []string) int {
+	// PID 1 mostly waits; one P keeps its threads and memory small when a
+	// host runs hundreds of vassals. (Not via the environment: the tenant's
+	// daemons inherit that.)
+	runtime.GOMAXPROCS(1)
 	base := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	// Before anything else: keep every mount we make out of the host.
 	if len(args) > 0 {
@@ -67,12 +73,14 @@ func Main(args []string) int {
 			}
 		}
 	}
-	f := os.NewFile(ControlFD, "emperor-control")
-	if f == nil {
-		base.Error("vassal-init is started by the emperor, with its control socket on fd 3")
+	if _, err := unix.FcntlInt(ControlFD, unix.F_GETFD, 0); err != nil {
+		base.Error("vassal-init is started by the emperor, with its control socket on fd 3", "err", err)
 		return 2
 	}
 	syscall.CloseOnExec(ControlFD)
+	// Through the netpoller, so the control read does not pin a thread.
+	_ = syscall.SetNonblock(ControlFD, true)
+	f := os.NewFile(ControlFD, "emperor-control")
 	conn := control.NewConn(f)
 	start, err := recvStart(conn)
 	if err != nil {
