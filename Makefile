@@ -6,7 +6,8 @@ BIN     := bin/emperor
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # Runtime and test dependencies from Debian.
-DEB_PKGS := busybox-static fuse3 fuse-zip unionfs-fuse curl zip wrk procps
+DEB_PKGS := busybox-static fuse3 fuse-zip unionfs-fuse curl zip wrk procps \
+            glusterfs-server glusterfs-client libglusterfs-dev pkg-config gcc media-types
 
 .PHONY: all deps build test unit integration fuzz lint demo bench docs clean
 
@@ -24,7 +25,7 @@ deps:
 	@$(GO) mod download
 
 build:
-	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/emperor
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/emperor
 
 # Everything: lint, unit tests, root integration tests, a short fuzz run.
 test: deps lint

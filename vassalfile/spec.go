@@ -39,6 +39,24 @@ type Spec struct {
 	MountChecks   []string
 	CheckInterval time.Duration
 	CheckTimeout  time.Duration
+
+	HTTPSockets     []string
+	Threads         int
+	GlusterMounts   []GlusterMount
+	GlusterTimeout  time.Duration
+	StaticMaps      []StaticMap
+	StaticIndex     []string
+	StaticAutoindex bool
+	StaticSafe      []string
+	CacheTTL        time.Duration
+	CacheMaxFile    int64
+	CacheSize       int64
+	DisableLogging  bool
+}
+
+// Serves says whether the vassal runs the file server.
+func (s *Spec) Serves() bool {
+	return len(s.HTTPSockets) > 0
 }
 
 // PhaseHooks returns the hooks of phase in run order: hook-<phase> lines
@@ -59,10 +77,20 @@ func (s *Spec) PhaseHooks(phase hooks.Phase) []hooks.Hook {
 // Parse, so this only fails on a file that was not produced by Parse.
 func Decode(f *File) (*Spec, error) {
 	s := &Spec{Name: f.Name, Path: f.Path, HookTimeout: 60 * time.Second,
-		CheckInterval: time.Second, CheckTimeout: 3 * time.Second}
+		CheckInterval: time.Second, CheckTimeout: 3 * time.Second,
+		Threads: 64, GlusterTimeout: 10 * time.Second, CacheTTL: time.Second,
+		CacheMaxFile: 16 << 20, CacheSize: 256 << 20}
+
 	var errs Errors
 	bad := func(e Entry, err error) {
 		errs = append(errs, Diag{File: f.Path, Line: e.Line, Message: fmt.Sprintf("%s: %v", e.Key, err)})
+	}
+	prefixes := map[string]int{}
+	mountAt := func(e Entry, prefix string) {
+		if l, dup := prefixes[prefix]; dup {
+			bad(e, fmt.Errorf("URL prefix %s is already mounted at line %d", prefix, l))
+		}
+		prefixes[prefix] = e.Line
 	}
 	for _, e := range f.Entries {
 		if ho, ok := hookOptions[e.Key]; ok {
@@ -125,6 +153,44 @@ func Decode(f *File) (*Spec, error) {
 			s.CheckInterval = mustDuration(e, time.Second, bad)
 		case "mountpoint-check-timeout":
 			s.CheckTimeout = mustDuration(e, time.Second, bad)
+		case "http-socket":
+			s.HTTPSockets = append(s.HTTPSockets, e.Value)
+		case "threads":
+			fmt.Sscan(e.Value, &s.Threads)
+		case "glusterfs-mount":
+			m, err := ParseGlusterMount(e.Value)
+			if err != nil {
+				bad(e, err)
+				continue
+			}
+			m.Line = e.Line
+			mountAt(e, m.Mountpoint)
+			s.GlusterMounts = append(s.GlusterMounts, m)
+		case "glusterfs-timeout":
+			s.GlusterTimeout = mustDuration(e, time.Second, bad)
+		case "static-map":
+			m, err := ParseStaticMap(e.Value)
+			if err != nil {
+				bad(e, err)
+				continue
+			}
+			m.Line = e.Line
+			mountAt(e, m.Prefix)
+			s.StaticMaps = append(s.StaticMaps, m)
+		case "static-index":
+			s.StaticIndex = append(s.StaticIndex, e.Value)
+		case "static-autoindex":
+			s.StaticAutoindex, _ = ParseBool(e.Value)
+		case "static-safe":
+			s.StaticSafe = append(s.StaticSafe, e.Value)
+		case "static-cache-ttl":
+			s.CacheTTL = mustDuration(e, time.Second, bad)
+		case "static-cache-max-file":
+			s.CacheMaxFile, _ = ParseSize(e.Value)
+		case "static-cache-size":
+			s.CacheSize, _ = ParseSize(e.Value)
+		case "disable-logging":
+			s.DisableLogging, _ = ParseBool(e.Value)
 		case "unshare":
 			ns, err := ParseCloneFlags(e.Value)
 			if err != nil {
@@ -132,6 +198,16 @@ func Decode(f *File) (*Spec, error) {
 			}
 			s.Unshare = ns
 		}
+	}
+	if len(s.StaticIndex) == 0 {
+		s.StaticIndex = []string{"index.html"}
+	}
+	if (len(s.GlusterMounts) > 0 || len(s.StaticMaps) > 0) && len(s.HTTPSockets) == 0 {
+		e, ok := f.Last("glusterfs-mount")
+		if !ok {
+			e, _ = f.Last("static-map")
+		}
+		bad(e, fmt.Errorf("nothing serves this mount: add http-socket = 127.0.0.1:PORT"))
 	}
 	if s.Chroot != "" && s.PivotNew != "" {
 		e, _ := f.Last("chroot")

@@ -1,0 +1,278 @@
+package fileserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/emperor-dev/emperor/gfapi"
+)
+
+// GlusterServer is one volfile server: tcp host:port, or a unix socket.
+type GlusterServer struct {
+	Transport string // "tcp" or "unix"
+	Host      string
+	Port      int
+}
+
+// GlusterConfig is one glusterfs-mount.
+type GlusterConfig struct {
+	Volume  string
+	Servers []GlusterServer
+	Volfile string
+	Timeout time.Duration // glusterfs-timeout: the longest any call may take
+}
+
+// Key identifies a volume connection, so a reload keeps an unchanged one.
+func (c GlusterConfig) Key() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%s|%v", c.Volume, c.Volfile, c.Timeout)
+	for _, s := range c.Servers {
+		fmt.Fprintf(&b, "|%s:%s:%d", s.Transport, s.Host, s.Port)
+	}
+	return b.String()
+}
+
+// Mount states, as `emperor status` shows them.
+const (
+	StateConnecting = "connecting"
+	StateConnected  = "connected"
+	StateClosed     = "closed"
+)
+
+// Gluster reads a GlusterFS volume through libgfapi.
+type Gluster struct {
+	cfg     GlusterConfig
+	log     *slog.Logger
+	onState func(state, detail string)
+	vol     atomic.Pointer[gfapi.Volume]
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+const glusterLogLevel = 4 // GF_LOG_ERROR: libgfapi's own log goes to stderr
+
+// NewGluster starts connecting in the background: glfs_init can take
+// seconds (or fail) and never runs on the request path. Until it succeeds
+// requests get 503 with Retry-After.
+func NewGluster(cfg GlusterConfig, log *slog.Logger, onState func(state, detail string)) *Gluster {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	g := &Gluster{cfg: cfg, log: log.With("volume", cfg.Volume), onState: onState, stop: make(chan struct{}), done: make(chan struct{})}
+	go g.connect()
+	return g
+}
+
+// Kind implements Backend.
+func (g *Gluster) Kind() string { return "glusterfs" }
+
+// State is connecting, connected or closed.
+func (g *Gluster) State() string {
+	select {
+	case <-g.stop:
+		return StateClosed
+	default:
+	}
+	if g.vol.Load() != nil {
+		return StateConnected
+	}
+	return StateConnecting
+}
+
+func (g *Gluster) connect() {
+	defer close(g.done)
+	delay := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		v, err := g.tryInit()
+		if err == nil {
+			g.vol.Store(v)
+			g.log.Info("glusterfs volume connected", "attempt", attempt)
+			g.notify(StateConnected, "")
+			return
+		}
+		g.log.Warn("glusterfs volume not connected yet", "attempt", attempt, "err", err, "retry_in", delay)
+		g.notify(StateConnecting, err.Error())
+		select {
+		case <-g.stop:
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}
+
+// tryInit makes a fresh glfs_t for each attempt: a glfs_t whose init
+// failed is not initialized again.
+func (g *Gluster) tryInit() (*gfapi.Volume, error) {
+	v, err := gfapi.New(g.cfg.Volume)
+	if err != nil {
+		return nil, err
+	}
+	if g.cfg.Volfile != "" {
+		err = v.SetVolfile(g.cfg.Volfile)
+	} else {
+		// Every server before the single glfs_init: libgfapi fails over
+		// between them itself.
+		for _, s := range g.cfg.Servers {
+			if err = v.SetVolfileServer(s.Transport, s.Host, s.Port); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = v.SetLogging("/dev/stderr", glusterLogLevel)
+	}
+	if err == nil {
+		err = v.Init()
+	}
+	if err != nil {
+		v.Fini()
+		return nil, err
+	}
+	return v, nil
+}
+
+func (g *Gluster) notify(state, detail string) {
+	if g.onState != nil {
+		g.onState(state, detail)
+	}
+}
+
+// Close stops connecting and frees the volume once every in-flight call
+// has returned.
+func (g *Gluster) Close() {
+	g.once.Do(func() {
+		close(g.stop)
+		<-g.done
+		if v := g.vol.Swap(nil); v != nil {
+			v.Fini()
+		}
+	})
+}
+
+type result[T any] struct {
+	v   T
+	err error
+}
+
+// call runs fn against the volume with glusterfs-timeout: a call that does
+// not return in time (a brick host that stopped answering) makes the
+// request fail with 503 instead of hanging. The call itself finishes in the
+// background; late cleans up what it produced (an fd opened too late).
+// Results travel through the channel only, so a late call writes nothing
+// the caller still uses.
+func call[T any](g *Gluster, ctx context.Context, fn func(v *gfapi.Volume) (T, error), late func(T)) (T, error) {
+	var zero T
+	v := g.vol.Load()
+	if v == nil {
+		return zero, fmt.Errorf("volume %s is %s: %w", g.cfg.Volume, StateConnecting, ErrUnavailable)
+	}
+	done := make(chan result[T], 1)
+	go func() {
+		r, err := fn(v)
+		done <- result[T]{r, err}
+	}()
+	t := time.NewTimer(g.cfg.Timeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.v, classify(r.err)
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	if late != nil {
+		go func() {
+			if r := <-done; r.err == nil {
+				late(r.v)
+			}
+		}()
+	}
+	return zero, fmt.Errorf("volume %s: no answer in %v: %w", g.cfg.Volume, g.cfg.Timeout, ErrUnavailable)
+}
+
+// classify maps transport errors to ErrUnavailable (503); ENOENT and EACCES
+// keep their meaning (404, 403).
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var en syscall.Errno
+	if errors.As(err, &en) {
+		switch en {
+		case syscall.ENOTCONN, syscall.EIO, syscall.ETIMEDOUT, syscall.ECONNREFUSED, syscall.EHOSTUNREACH, syscall.ESTALE, syscall.EAGAIN:
+			return fmt.Errorf("%v: %w", err, ErrUnavailable)
+		}
+	}
+	if errors.Is(err, gfapi.ErrClosed) {
+		return fmt.Errorf("%v: %w", err, ErrUnavailable)
+	}
+	return err
+}
+
+func glusterInfo(s gfapi.Stat) Info {
+	return Info{Size: s.Size, ModTime: s.ModTime, Ino: s.Ino, Dev: s.Dev, IsDir: s.IsDir(), Regular: s.IsRegular()}
+}
+
+// Stat implements Backend.
+func (g *Gluster) Stat(ctx context.Context, name string) (Info, error) {
+	st, err := call(g, ctx, func(v *gfapi.Volume) (gfapi.Stat, error) { return v.Stat(name) }, nil)
+	return glusterInfo(st), err
+}
+
+type opened struct {
+	f  *gfapi.File
+	st gfapi.Stat
+}
+
+// Open implements Backend.
+func (g *Gluster) Open(ctx context.Context, name string) (File, Info, error) {
+	o, err := call(g, ctx, func(v *gfapi.Volume) (opened, error) {
+		f, err := v.Open(name)
+		if err != nil {
+			return opened{}, err
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return opened{}, err
+		}
+		return opened{f, st}, nil
+	}, func(o opened) { o.f.Close() })
+	if err != nil {
+		return nil, Info{}, err
+	}
+	return &glusterFile{g: g, f: o.f}, glusterInfo(o.st), nil
+}
+
+// ReadDir implements Backend.
+func (g *Gluster) ReadDir(ctx context.Context, name string) ([]DirEntry, error) {
+	ents, err := call(g, ctx, func(v *gfapi.Volume) ([]gfapi.DirEntry, error) { return v.ReadDir(name, maxListing) }, nil)
+	out := make([]DirEntry, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, DirEntry{Name: e.Name, Info: glusterInfo(e.Stat)})
+	}
+	return out, err
+}
+
+// glusterFile bounds every read by glusterfs-timeout too: a brick that
+// stops answering mid-stream ends the response instead of hanging it.
+type glusterFile struct {
+	g *Gluster
+	f *gfapi.File
+}
+
+// ReadAt reads into p. After a timeout the late read may still write into p,
+// so the caller must not reuse p (see chunkReader).
+func (gf *glusterFile) ReadAt(p []byte, off int64) (int, error) {
+	return call(gf.g, context.Background(), func(*gfapi.Volume) (int, error) { return gf.f.ReadAt(p, off) }, nil)
+}
+
+func (gf *glusterFile) Close() error { return gf.f.Close() }

@@ -1,0 +1,6 @@
+//go:build nogluster
+
+package vassalfile
+
+// glusterBuilt: built with -tags nogluster, glusterfs-mount is an error.
+const glusterBuilt = false
