@@ -23,7 +23,17 @@ const (
 	MsgReady  = "ready"  // set up and serving (after start or reload)
 	MsgFatal  = "fatal"  // about to exit because of Reason
 	MsgRefuse = "refuse" // a reload that cannot be applied in place (Reason); emperor restarts
+	MsgMounts = "mounts" // the state of the vassal's served mounts changed (Mounts)
 )
+
+// MountStatus is one served mount of a vassal.
+type MountStatus struct {
+	Prefix string `json:"prefix"`
+	Kind   string `json:"kind"`             // glusterfs, static-map
+	Source string `json:"source"`           // volume name or folder
+	State  string `json:"state"`            // connecting, connected, serving
+	Detail string `json:"detail,omitempty"` // the last connection error
+}
 
 // Message is one line on the emperor <-> vassal channel.
 type Message struct {
@@ -35,8 +45,9 @@ type Message struct {
 	Reason  string        `json:"reason,omitempty"`
 	Reload  bool          `json:"reload,omitempty"`
 	// PIDNamespace is true when the vassal is PID 1 of its own namespace.
-	PIDNamespace   bool `json:"pid_namespace,omitempty"`
-	MountNamespace bool `json:"mount_namespace,omitempty"`
+	PIDNamespace   bool          `json:"pid_namespace,omitempty"`
+	MountNamespace bool          `json:"mount_namespace,omitempty"`
+	Mounts         []MountStatus `json:"mounts,omitempty"`
 }
 
 // Conn is a message stream. Send is safe for concurrent use.
@@ -111,17 +122,18 @@ type Request struct {
 
 // VassalStatus is one row of `emperor status`.
 type VassalStatus struct {
-	Name        string    `json:"name"`
-	File        string    `json:"file"`
-	State       string    `json:"state"`
-	PID         int       `json:"pid,omitempty"`
-	StartedAt   time.Time `json:"started_at,omitzero"`
-	ReadyAt     time.Time `json:"ready_at,omitzero"`
-	Restarts    int       `json:"restarts"`
-	LastExit    string    `json:"last_exit,omitempty"`
-	NextAttempt time.Time `json:"next_attempt,omitzero"`
-	ConfigError string    `json:"config_error,omitempty"`
-	Namespaces  string    `json:"namespaces,omitempty"`
+	Name        string        `json:"name"`
+	File        string        `json:"file"`
+	State       string        `json:"state"`
+	PID         int           `json:"pid,omitempty"`
+	StartedAt   time.Time     `json:"started_at,omitzero"`
+	ReadyAt     time.Time     `json:"ready_at,omitzero"`
+	Restarts    int           `json:"restarts"`
+	LastExit    string        `json:"last_exit,omitempty"`
+	NextAttempt time.Time     `json:"next_attempt,omitzero"`
+	ConfigError string        `json:"config_error,omitempty"`
+	Namespaces  string        `json:"namespaces,omitempty"`
+	Mounts      []MountStatus `json:"mounts,omitempty"`
 }
 
 // Response answers a Request.

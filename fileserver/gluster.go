@@ -128,7 +128,7 @@ func (g *Gluster) tryInit() (*gfapi.Volume, error) {
 		}
 	}
 	if err == nil {
-		err = v.SetLogging("/dev/stderr", glusterLogLevel)
+		err = v.SetLogging("-", glusterLogLevel) // "-" is stderr, already open: no reopen as the tenant
 	}
 	if err == nil {
 		err = v.Init()

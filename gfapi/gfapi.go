@@ -17,13 +17,86 @@
 package gfapi
 
 /*
-#cgo pkg-config: glusterfs-api
+#cgo CFLAGS: -D_FILE_OFFSET_BITS=64 -D__USE_FILE_OFFSET64 -D__USE_LARGEFILE64 -I/usr/include/uuid
+#cgo LDFLAGS: -ldl
+#define _GNU_SOURCE
 #include <stdlib.h>
 #include <fcntl.h>
 #include <errno.h>
+#include <dlfcn.h>
 #include <sys/stat.h>
 #include <dirent.h>
 #include <glusterfs/api/glfs.h>
+
+// libgfapi is loaded with dlopen on first use, not linked: linking it makes
+// the dynamic loader map and relocate libgfapi and libglusterfs (and run
+// their constructors) in every vassal's PID 1, gluster or not, which
+// doubled the start time and memory of a plain vassal.
+// RTLD_GLOBAL: the translators libgfapi dlopens itself resolve symbols of
+// libglusterfs from the global scope.
+static void *gf_lib;
+static __typeof__(&glfs_new) p_new;
+static __typeof__(&glfs_set_volfile_server) p_set_volfile_server;
+static __typeof__(&glfs_set_volfile) p_set_volfile;
+static __typeof__(&glfs_set_logging) p_set_logging;
+static __typeof__(&glfs_init) p_init;
+static __typeof__(&glfs_fini) p_fini;
+static __typeof__(&glfs_open) p_open;
+static __typeof__(&glfs_close) p_close;
+static __typeof__(&glfs_pread) p_pread;
+static __typeof__(&glfs_stat) p_stat;
+static __typeof__(&glfs_fstat) p_fstat;
+static __typeof__(&glfs_opendir) p_opendir;
+static __typeof__(&glfs_readdirplus) p_readdirplus;
+static __typeof__(&glfs_closedir) p_closedir;
+
+// sym resolves a symbol at the version the header declares, so a newer
+// library's incompatible default cannot slip in.
+static void *sym(const char *name, const char *version, const char **missing) {
+	void *p = dlvsym(gf_lib, name, version);
+	if (!p && !*missing) *missing = name;
+	return p;
+}
+
+// gf_load returns NULL on success, else a static error string.
+static const char *gf_load(void) {
+	if (gf_lib) return NULL;
+	void *lib = dlopen("libgfapi.so.0", RTLD_NOW | RTLD_GLOBAL);
+	if (!lib) return dlerror();
+	gf_lib = lib;
+	const char *missing = NULL;
+	p_new = sym("glfs_new", "GFAPI_3.4.0", &missing);
+	p_set_volfile_server = sym("glfs_set_volfile_server", "GFAPI_3.4.0", &missing);
+	p_set_volfile = sym("glfs_set_volfile", "GFAPI_3.4.0", &missing);
+	p_set_logging = sym("glfs_set_logging", "GFAPI_3.4.0", &missing);
+	p_init = sym("glfs_init", "GFAPI_3.4.0", &missing);
+	p_fini = sym("glfs_fini", "GFAPI_3.4.0", &missing);
+	p_open = sym("glfs_open", "GFAPI_3.4.0", &missing);
+	p_close = sym("glfs_close", "GFAPI_3.4.0", &missing);
+	p_pread = sym("glfs_pread", "GFAPI_6.0", &missing);
+	p_stat = sym("glfs_stat", "GFAPI_3.4.0", &missing);
+	p_fstat = sym("glfs_fstat", "GFAPI_3.4.0", &missing);
+	p_opendir = sym("glfs_opendir", "GFAPI_3.4.0", &missing);
+	p_readdirplus = sym("glfs_readdirplus", "GFAPI_3.5.0", &missing);
+	p_closedir = sym("glfs_closedir", "GFAPI_3.4.0", &missing);
+	if (missing) { gf_lib = NULL; return missing; }
+	return NULL;
+}
+
+static glfs_t *c_new(const char *v) { return p_new(v); }
+static int c_set_volfile_server(glfs_t *fs, const char *t, const char *h, int p) { return p_set_volfile_server(fs, t, h, p); }
+static int c_set_volfile(glfs_t *fs, const char *f) { return p_set_volfile(fs, f); }
+static int c_set_logging(glfs_t *fs, const char *f, int l) { return p_set_logging(fs, f, l); }
+static int c_init(glfs_t *fs) { return p_init(fs); }
+static int c_fini(glfs_t *fs) { return p_fini(fs); }
+static glfs_fd_t *c_open(glfs_t *fs, const char *path, int flags) { return p_open(fs, path, flags); }
+static int c_close(glfs_fd_t *fd) { return p_close(fd); }
+static ssize_t c_pread(glfs_fd_t *fd, void *buf, size_t n, off_t off) { return p_pread(fd, buf, n, off, 0, NULL); }
+static int c_stat(glfs_t *fs, const char *path, struct stat *st) { return p_stat(fs, path, st); }
+static int c_fstat(glfs_fd_t *fd, struct stat *st) { return p_fstat(fd, st); }
+static glfs_fd_t *c_opendir(glfs_t *fs, const char *path) { return p_opendir(fs, path); }
+static struct dirent *c_readdirplus(glfs_fd_t *fd, struct stat *st) { return p_readdirplus(fd, st); }
+static int c_closedir(glfs_fd_t *fd) { return p_closedir(fd); }
 
 static long long st_mtime_sec(struct stat *st) { return (long long)st->st_mtim.tv_sec; }
 static long long st_mtime_nsec(struct stat *st) { return (long long)st->st_mtim.tv_nsec; }
@@ -115,11 +188,29 @@ type Volume struct {
 	inited bool
 }
 
+var (
+	loadOnce sync.Once
+	loadErr  error
+)
+
+// Load dlopens libgfapi.so.0 once; New calls it.
+func Load() error {
+	loadOnce.Do(func() {
+		if msg := C.gf_load(); msg != nil {
+			loadErr = fmt.Errorf("gfapi: cannot load libgfapi.so.0 (Debian package libgfapi0): %s", C.GoString(msg))
+		}
+	})
+	return loadErr
+}
+
 // New makes a glfs_t for volume (glfs_new). It is not connected yet.
 func New(volume string) (*Volume, error) {
+	if err := Load(); err != nil {
+		return nil, err
+	}
 	cname := C.CString(volume)
 	defer C.free(unsafe.Pointer(cname))
-	fs, err := C.glfs_new(cname)
+	fs, err := C.c_new(cname)
 	if fs == nil {
 		return nil, &Error{Op: "glfs_new", Volume: volume, Err: errnoOr(err)}
 	}
@@ -137,7 +228,7 @@ func (v *Volume) SetVolfileServer(transport, host string, port int) error {
 	ct, ch := C.CString(transport), C.CString(host)
 	defer C.free(unsafe.Pointer(ct))
 	defer C.free(unsafe.Pointer(ch))
-	if r, err := C.glfs_set_volfile_server(v.fs, ct, ch, C.int(port)); r != 0 {
+	if r, err := C.c_set_volfile_server(v.fs, ct, ch, C.int(port)); r != 0 {
 		return &Error{Op: "glfs_set_volfile_server", Volume: v.name, Path: fmt.Sprintf("%s:%s:%d", transport, host, port), Err: errnoOr(err)}
 	}
 	return nil
@@ -147,7 +238,7 @@ func (v *Volume) SetVolfileServer(transport, host string, port int) error {
 func (v *Volume) SetVolfile(path string) error {
 	cp := C.CString(path)
 	defer C.free(unsafe.Pointer(cp))
-	if r, err := C.glfs_set_volfile(v.fs, cp); r != 0 {
+	if r, err := C.c_set_volfile(v.fs, cp); r != 0 {
 		return &Error{Op: "glfs_set_volfile", Volume: v.name, Path: path, Err: errnoOr(err)}
 	}
 	return nil
@@ -157,7 +248,7 @@ func (v *Volume) SetVolfile(path string) error {
 func (v *Volume) SetLogging(path string, level int) error {
 	cp := C.CString(path)
 	defer C.free(unsafe.Pointer(cp))
-	if r, err := C.glfs_set_logging(v.fs, cp, C.int(level)); r != 0 {
+	if r, err := C.c_set_logging(v.fs, cp, C.int(level)); r != 0 {
 		return &Error{Op: "glfs_set_logging", Volume: v.name, Path: path, Err: errnoOr(err)}
 	}
 	return nil
@@ -166,7 +257,7 @@ func (v *Volume) SetLogging(path string, level int) error {
 // Init connects (glfs_init). It blocks until the volume graph is up or
 // fails; run it off the request path.
 func (v *Volume) Init() error {
-	if r, err := C.glfs_init(v.fs); r != 0 {
+	if r, err := C.c_init(v.fs); r != 0 {
 		return &Error{Op: "glfs_init", Volume: v.name, Err: errnoOr(err)}
 	}
 	v.inited = true
@@ -182,7 +273,7 @@ func (v *Volume) Fini() error {
 		return nil
 	}
 	v.closed = true
-	if r, err := C.glfs_fini(v.fs); r != 0 {
+	if r, err := C.c_fini(v.fs); r != 0 {
 		return &Error{Op: "glfs_fini", Volume: v.name, Err: errnoOr(err)}
 	}
 	return nil
@@ -208,7 +299,7 @@ func (v *Volume) Stat(path string) (Stat, error) {
 	cp := C.CString(path)
 	defer C.free(unsafe.Pointer(cp))
 	var st C.struct_stat
-	if r, err := C.glfs_stat(v.fs, cp, &st); r != 0 {
+	if r, err := C.c_stat(v.fs, cp, &st); r != 0 {
 		return Stat{}, &Error{Op: "glfs_stat", Volume: v.name, Path: path, Err: errnoOr(err)}
 	}
 	return copyStat(&st), nil
@@ -230,7 +321,7 @@ func (v *Volume) Open(path string) (*File, error) {
 	defer v.leave()
 	cp := C.CString(path)
 	defer C.free(unsafe.Pointer(cp))
-	fd, err := C.glfs_open(v.fs, cp, C.O_RDONLY)
+	fd, err := C.c_open(v.fs, cp, C.O_RDONLY)
 	if fd == nil {
 		return nil, &Error{Op: "glfs_open", Volume: v.name, Path: path, Err: errnoOr(err)}
 	}
@@ -249,7 +340,7 @@ func (f *File) Stat() (Stat, error) {
 		return Stat{}, fs.ErrClosed
 	}
 	var st C.struct_stat
-	if r, err := C.glfs_fstat(f.fd, &st); r != 0 {
+	if r, err := C.c_fstat(f.fd, &st); r != 0 {
 		return Stat{}, &Error{Op: "glfs_fstat", Volume: f.v.name, Path: f.path, Err: errnoOr(err)}
 	}
 	return copyStat(&st), nil
@@ -272,7 +363,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	}
 	total := 0
 	for total < len(p) {
-		n, err := C.glfs_pread(fd, unsafe.Pointer(&p[total]), C.size_t(len(p)-total), C.off_t(off+int64(total)), 0, nil)
+		n, err := C.c_pread(fd, unsafe.Pointer(&p[total]), C.size_t(len(p)-total), C.off_t(off+int64(total)))
 		if n < 0 {
 			return total, &Error{Op: "glfs_pread", Volume: f.v.name, Path: f.path, Err: errnoOr(err)}
 		}
@@ -297,7 +388,7 @@ func (f *File) Close() error {
 	}
 	fd := f.fd
 	f.fd = nil
-	if r, err := C.glfs_close(fd); r != 0 {
+	if r, err := C.c_close(fd); r != 0 {
 		return &Error{Op: "glfs_close", Volume: f.v.name, Path: f.path, Err: errnoOr(err)}
 	}
 	return nil
@@ -318,15 +409,15 @@ func (v *Volume) ReadDir(path string, max int) ([]DirEntry, error) {
 	defer v.leave()
 	cp := C.CString(path)
 	defer C.free(unsafe.Pointer(cp))
-	dfd, err := C.glfs_opendir(v.fs, cp)
+	dfd, err := C.c_opendir(v.fs, cp)
 	if dfd == nil {
 		return nil, &Error{Op: "glfs_opendir", Volume: v.name, Path: path, Err: errnoOr(err)}
 	}
-	defer C.glfs_closedir(dfd)
+	defer C.c_closedir(dfd)
 	var out []DirEntry
 	for len(out) < max {
 		var st C.struct_stat
-		de := C.glfs_readdirplus(dfd, &st)
+		de := C.c_readdirplus(dfd, &st)
 		if de == nil {
 			break
 		}

@@ -38,6 +38,19 @@ func makeRootSlave() error {
 	return nil
 }
 
+// mountProc mounts a procfs for the vassal's own PID namespace over /proc.
+// The inherited /proc belongs to the host's PID namespace: in it
+// /proc/<getpid()> names a host process (PID 1 is the host's init), which
+// crashes libraries that read their own /proc/<pid> entries (libgfapi's
+// glfs_new does), and a tenant's ps would list the host's processes. The
+// mount stays in the vassal's mount namespace, a slave of the host's.
+func mountProc() error {
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return &MountError{Op: "mount a /proc for the vassal's PID namespace", Source: "proc", Target: "/proc", Flags: "MS_NOSUID|MS_NODEV|MS_NOEXEC", Err: err}
+	}
+	return nil
+}
+
 // becomeSubreaper is for a vassal that is not PID 1 of its own namespace:
 // orphans of its daemons reparent to it instead of to the host's init, so it
 // can still reap them and kill them on stop.

@@ -49,6 +49,8 @@ type vassal struct {
 	extraEnv []string // from putenv hooks
 	mountNS  bool
 
+	http *httpService
+
 	checker     *mountcheck.Checker
 	stopChecker context.CancelFunc
 	mountFail   chan *mountcheck.Failure
@@ -70,6 +72,12 @@ func Main(args []string) int {
 			if err := makeRootSlave(); err != nil {
 				base.Error("vassal setup failed", "err", err)
 				return 1
+			}
+			if ns&vassalfile.NSPID != 0 {
+				if err := mountProc(); err != nil {
+					base.Error("vassal setup failed", "err", err)
+					return 1
+				}
 			}
 		}
 	}
@@ -153,6 +161,11 @@ func (v *vassal) main(start control.Message) int {
 	if err := v.startChecker(nil); err != nil {
 		return v.fatal(err)
 	}
+	if v.http != nil {
+		if err := v.http.start(); err != nil {
+			return v.fatal(err)
+		}
+	}
 	v.proc = v.newProc()
 	v.daemons.start(v.spec.Daemons, v.proc)
 	v.log.Info("vassal ready", "pid_namespace", v.pidNS, "daemons", len(v.spec.Daemons), "uid", os.Getuid(), "gid", os.Getgid())
@@ -198,6 +211,9 @@ func (v *vassal) setup() error {
 			return err
 		}
 		v.sockets = append(v.sockets, s)
+	}
+	if err := v.bindHTTP(); err != nil {
+		return err
 	}
 	if err := dropPrivileges(creds); err != nil {
 		return err
@@ -410,6 +426,11 @@ func (v *vassal) reload(content []byte) (int, bool) {
 	if err := v.startChecker(prevChecker); err != nil {
 		return v.fatal(fmt.Errorf("reload: %w", err)), true
 	}
+	if v.http != nil {
+		if err := v.http.apply(v.spec); err != nil {
+			return v.fatal(fmt.Errorf("reload: %w", err)), true
+		}
+	}
 	v.proc = v.newProc()
 	var fresh []vassalfile.Daemon
 	for _, sp := range v.spec.Daemons {
@@ -430,6 +451,9 @@ func (v *vassal) reload(content []byte) (int, bool) {
 func (v *vassal) shutdown() {
 	if v.stopChecker != nil {
 		v.stopChecker()
+	}
+	if v.http != nil {
+		v.http.stop(v.daemonMercy())
 	}
 	v.daemons.stopWhere(v.daemonMercy(), func(*daemon) bool { return true })
 	if err := v.runHooks(v.spec, hooks.AsUserAtexit); err != nil {

@@ -223,7 +223,7 @@ func newStatus(stdout io.Writer, controlPath *string) *cobra.Command {
 
 func printStatus(w io.Writer, resp *control.Response, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tLAST EXIT")
+	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tMOUNTS\tLAST EXIT")
 	for _, v := range resp.Vassals {
 		pid, up := "-", "-"
 		if v.PID > 0 {
@@ -241,7 +241,15 @@ func printStatus(w io.Writer, resp *control.Response, now time.Time) {
 		if last == "" {
 			last = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", v.Name, state, pid, up, v.Restarts, last)
+		mounts := "-"
+		if len(v.Mounts) > 0 {
+			var ms []string
+			for _, m := range v.Mounts {
+				ms = append(ms, fmt.Sprintf("%s=%s:%s %s", m.Prefix, m.Kind, m.Source, m.State))
+			}
+			mounts = strings.Join(ms, ", ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Name, state, pid, up, v.Restarts, mounts, last)
 	}
 	tw.Flush()
 }
