@@ -30,7 +30,9 @@ build:
 # Everything: lint, unit tests, root integration tests, a short fuzz run.
 test: deps lint
 	$(GO) test -count=1 -timeout 45m ./...
+	$(GO) build -tags nogluster ./... && $(GO) test -count=1 -tags nogluster ./vassalfile ./fileserver
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 20s ./vassalfile
+	$(GO) test -run '^$$' -fuzz FuzzRequest -fuzztime 20s ./fileserver
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)

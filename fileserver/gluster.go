@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"sync"
@@ -27,12 +28,13 @@ type GlusterConfig struct {
 	Servers []GlusterServer
 	Volfile string
 	Timeout time.Duration // glusterfs-timeout: the longest any call may take
+	Creds   Creds         // whose permissions apply (the vassal's)
 }
 
 // Key identifies a volume connection, so a reload keeps an unchanged one.
 func (c GlusterConfig) Key() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%v", c.Volume, c.Volfile, c.Timeout)
+	fmt.Fprintf(&b, "%s|%s|%v|%v", c.Volume, c.Volfile, c.Timeout, c.Creds)
 	for _, s := range c.Servers {
 		fmt.Fprintf(&b, "|%s:%s:%d", s.Transport, s.Host, s.Port)
 	}
@@ -52,9 +54,15 @@ type Gluster struct {
 	log     *slog.Logger
 	onState func(state, detail string)
 	vol     atomic.Pointer[gfapi.Volume]
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	creds   Creds
+	perms   dirPerms
+	// downSince is when calls started failing with transport errors
+	// (0: the last call worked); reconnecting guards the one reconnect.
+	downSince    atomic.Int64
+	reconnecting atomic.Bool
+	stop         chan struct{}
+	done         chan struct{}
+	once         sync.Once
 }
 
 const glusterLogLevel = 4 // GF_LOG_ERROR: libgfapi's own log goes to stderr
@@ -66,7 +74,8 @@ func NewGluster(cfg GlusterConfig, log *slog.Logger, onState func(state, detail 
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	g := &Gluster{cfg: cfg, log: log.With("volume", cfg.Volume), onState: onState, stop: make(chan struct{}), done: make(chan struct{})}
+	g := &Gluster{cfg: cfg, log: log.With("volume", cfg.Volume), onState: onState, creds: cfg.Creds,
+		perms: dirPerms{m: map[string]dirPerm{}}, stop: make(chan struct{}), done: make(chan struct{})}
 	go g.connect()
 	return g
 }
@@ -184,7 +193,9 @@ func call[T any](g *Gluster, ctx context.Context, fn func(v *gfapi.Volume) (T, e
 	defer t.Stop()
 	select {
 	case r := <-done:
-		return r.v, classify(r.err)
+		err := classify(r.err)
+		g.track(err)
+		return r.v, err
 	case <-t.C:
 	case <-ctx.Done():
 	}
@@ -195,7 +206,61 @@ func call[T any](g *Gluster, ctx context.Context, fn func(v *gfapi.Volume) (T, e
 			}
 		}()
 	}
-	return zero, fmt.Errorf("volume %s: no answer in %v: %w", g.cfg.Volume, g.cfg.Timeout, ErrUnavailable)
+	err := fmt.Errorf("volume %s: no answer in %v: %w", g.cfg.Volume, g.cfg.Timeout, ErrUnavailable)
+	g.track(err)
+	return zero, err
+}
+
+// reconnectAfter is how long every call must fail with a transport error
+// before a fresh glfs_t is built: after all bricks went away and came back
+// on new ports, the old one was seen to stay offline.
+const reconnectAfter = 5 * time.Second
+
+// track follows the volume's health and starts a reconnect when it has been
+// unreachable for reconnectAfter.
+func (g *Gluster) track(err error) {
+	if err == nil || !errors.Is(err, ErrUnavailable) {
+		if g.downSince.Load() != 0 {
+			g.downSince.Store(0)
+		}
+		return
+	}
+	now := time.Now().UnixNano()
+	since := g.downSince.Load()
+	if since == 0 {
+		g.downSince.CompareAndSwap(0, now)
+		return
+	}
+	if time.Duration(now-since) >= reconnectAfter && g.reconnecting.CompareAndSwap(false, true) {
+		go g.reconnect()
+	}
+}
+
+// reconnect builds a fresh glfs_t (retrying until the bricks answer),
+// swaps it in and finalizes the old one once its calls have returned.
+func (g *Gluster) reconnect() {
+	defer g.reconnecting.Store(false)
+	g.log.Warn("glusterfs volume unreachable; reconnecting with a fresh connection", "for", reconnectAfter)
+	g.notify(StateConnecting, "volume unreachable; reconnecting")
+	delay := 200 * time.Millisecond
+	for {
+		v, err := g.tryInit()
+		if err == nil {
+			if old := g.vol.Swap(v); old != nil {
+				go old.Fini()
+			}
+			g.downSince.Store(0)
+			g.log.Info("glusterfs volume reconnected")
+			g.notify(StateConnected, "")
+			return
+		}
+		select {
+		case <-g.stop:
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
 }
 
 // classify maps transport errors to ErrUnavailable (503); ENOENT and EACCES
@@ -223,6 +288,9 @@ func glusterInfo(s gfapi.Stat) Info {
 
 // Stat implements Backend.
 func (g *Gluster) Stat(ctx context.Context, name string) (Info, error) {
+	if err := g.checkAncestors(ctx, name); err != nil {
+		return Info{}, err
+	}
 	st, err := call(g, ctx, func(v *gfapi.Volume) (gfapi.Stat, error) { return v.Stat(name) }, nil)
 	return glusterInfo(st), err
 }
@@ -234,13 +302,23 @@ type opened struct {
 
 // Open implements Backend.
 func (g *Gluster) Open(ctx context.Context, name string) (File, Info, error) {
+	if err := g.checkAncestors(ctx, name); err != nil {
+		return nil, Info{}, err
+	}
 	o, err := call(g, ctx, func(v *gfapi.Volume) (opened, error) {
+		st, err := v.Stat(name)
+		if err != nil {
+			return opened{}, err
+		}
+		if !g.creds.may(st, permRead) {
+			return opened{}, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+		}
 		f, err := v.Open(name)
 		if err != nil {
 			return opened{}, err
 		}
-		st, err := f.Stat()
-		if err != nil {
+		// fstat: the file as opened, not as it was at the path a moment ago
+		if st, err = f.Stat(); err != nil {
 			f.Close()
 			return opened{}, err
 		}
@@ -254,7 +332,19 @@ func (g *Gluster) Open(ctx context.Context, name string) (File, Info, error) {
 
 // ReadDir implements Backend.
 func (g *Gluster) ReadDir(ctx context.Context, name string) ([]DirEntry, error) {
-	ents, err := call(g, ctx, func(v *gfapi.Volume) ([]gfapi.DirEntry, error) { return v.ReadDir(name, maxListing) }, nil)
+	if err := g.checkAncestors(ctx, name); err != nil {
+		return nil, err
+	}
+	ents, err := call(g, ctx, func(v *gfapi.Volume) ([]gfapi.DirEntry, error) {
+		st, err := v.Stat(name)
+		if err != nil {
+			return nil, err
+		}
+		if !g.creds.may(st, permRead) {
+			return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrPermission}
+		}
+		return v.ReadDir(name, maxListing)
+	}, nil)
 	out := make([]DirEntry, 0, len(ents))
 	for _, e := range ents {
 		out = append(out, DirEntry{Name: e.Name, Info: glusterInfo(e.Stat)})

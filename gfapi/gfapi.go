@@ -1,4 +1,4 @@
-//go:build !nogluster
+//go:build !nogluster && cgo
 
 // Package gfapi is a small cgo binding of GlusterFS's libgfapi: the calls a
 // file server needs (connect, stat, open, positional read, readdir), with no
@@ -164,6 +164,16 @@ func (s Stat) IsDir() bool { return s.Mode&syscall.S_IFMT == syscall.S_IFDIR }
 // IsRegular says whether the entry is a regular file.
 func (s Stat) IsRegular() bool { return s.Mode&syscall.S_IFMT == syscall.S_IFREG }
 
+// checkStat rejects a stat without a file type. libgfapi was seen to return
+// success with an all-zero struct stat while a volume's bricks came back
+// after all were down; such an answer says nothing, so it is an EIO.
+func checkStat(s Stat, op, vol, path string) (Stat, error) {
+	if s.Mode&syscall.S_IFMT == 0 {
+		return Stat{}, &Error{Op: op, Volume: vol, Path: path, Err: syscall.EIO}
+	}
+	return s, nil
+}
+
 func copyStat(st *C.struct_stat) Stat {
 	return Stat{
 		Dev:     uint64(st.st_dev),
@@ -302,7 +312,7 @@ func (v *Volume) Stat(path string) (Stat, error) {
 	if r, err := C.c_stat(v.fs, cp, &st); r != 0 {
 		return Stat{}, &Error{Op: "glfs_stat", Volume: v.name, Path: path, Err: errnoOr(err)}
 	}
-	return copyStat(&st), nil
+	return checkStat(copyStat(&st), "glfs_stat", v.name, path)
 }
 
 // File is an open glfs_fd_t.
@@ -343,7 +353,7 @@ func (f *File) Stat() (Stat, error) {
 	if r, err := C.c_fstat(f.fd, &st); r != 0 {
 		return Stat{}, &Error{Op: "glfs_fstat", Volume: f.v.name, Path: f.path, Err: errnoOr(err)}
 	}
-	return copyStat(&st), nil
+	return checkStat(copyStat(&st), "glfs_fstat", f.v.name, f.path)
 }
 
 // ReadAt is glfs_pread: a positional read, safe for concurrent use.

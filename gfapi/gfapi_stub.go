@@ -1,4 +1,4 @@
-//go:build nogluster
+//go:build nogluster || !cgo
 
 package gfapi
 

@@ -37,12 +37,12 @@ func TestMain(m *testing.M) {
 	}
 	emperorBin = filepath.Join(dir, "emperor")
 	build := exec.Command("go", "build", "-o", emperorBin, "../cmd/emperor")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build emperor: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
+	teardownGluster()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -432,4 +432,9 @@ func publicDir(t *testing.T) string {
 	os.Chmod(d, 0o755)
 	t.Cleanup(func() { os.RemoveAll(d) })
 	return d
+}
+
+func runCmd(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
 }

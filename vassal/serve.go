@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -103,7 +104,7 @@ func (hs *httpService) apply(spec *vassalfile.Spec) error {
 	}
 	hs.mu.Lock()
 	for _, gm := range spec.GlusterMounts {
-		cfg := fileserver.GlusterConfig{Volume: gm.Volume, Volfile: gm.Volfile, Timeout: spec.GlusterTimeout}
+		cfg := fileserver.GlusterConfig{Volume: gm.Volume, Volfile: gm.Volfile, Timeout: spec.GlusterTimeout, Creds: currentCreds()}
 		for _, s := range gm.Servers {
 			cfg.Servers = append(cfg.Servers, fileserver.GlusterServer{Transport: s.Transport, Host: s.Host, Port: s.Port})
 		}
@@ -192,4 +193,15 @@ func (hs *httpService) stop(mercy time.Duration) {
 	for _, gc := range hs.glusters {
 		gc.g.Close()
 	}
+}
+
+// currentCreds are PID 1's credentials after the privilege drop: the
+// permissions a FUSE mount of the volume would apply to the tenant.
+func currentCreds() fileserver.Creds {
+	c := fileserver.Creds{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
+	gs, _ := os.Getgroups()
+	for _, g := range gs {
+		c.Groups = append(c.Groups, uint32(g))
+	}
+	return c
 }
