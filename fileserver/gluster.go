@@ -63,6 +63,9 @@ type Gluster struct {
 	stop         chan struct{}
 	done         chan struct{}
 	once         sync.Once
+	// firstTry closes when the first glfs_init attempt has finished.
+	firstTry     chan struct{}
+	firstTryOnce sync.Once
 }
 
 const glusterLogLevel = 4 // GF_LOG_ERROR: libgfapi's own log goes to stderr
@@ -75,7 +78,8 @@ func NewGluster(cfg GlusterConfig, log *slog.Logger, onState func(state, detail 
 		cfg.Timeout = 10 * time.Second
 	}
 	g := &Gluster{cfg: cfg, log: log.With("volume", cfg.Volume), onState: onState, creds: cfg.Creds,
-		perms: dirPerms{m: map[string]dirPerm{}}, stop: make(chan struct{}), done: make(chan struct{})}
+		perms: dirPerms{m: map[string]dirPerm{}}, stop: make(chan struct{}), done: make(chan struct{}),
+		firstTry: make(chan struct{})}
 	go g.connect()
 	return g
 }
@@ -103,6 +107,9 @@ func (g *Gluster) connect() {
 		v, err := g.tryInit()
 		if err == nil {
 			g.vol.Store(v)
+		}
+		g.firstTryOnce.Do(func() { close(g.firstTry) })
+		if err == nil {
 			g.log.Info("glusterfs volume connected", "attempt", attempt)
 			g.notify(StateConnected, "")
 			return
@@ -182,7 +189,19 @@ func call[T any](g *Gluster, ctx context.Context, fn func(v *gfapi.Volume) (T, e
 	var zero T
 	v := g.vol.Load()
 	if v == nil {
-		return zero, fmt.Errorf("volume %s is %s: %w", g.cfg.Volume, StateConnecting, ErrUnavailable)
+		// During the first connection attempt a request waits for it
+		// (bounded by glusterfs-timeout) rather than fail at once; after
+		// a failed attempt, 503 straight away.
+		t := time.NewTimer(g.cfg.Timeout)
+		select {
+		case <-g.firstTry:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		if v = g.vol.Load(); v == nil {
+			return zero, fmt.Errorf("volume %s is %s: %w", g.cfg.Volume, StateConnecting, ErrUnavailable)
+		}
 	}
 	done := make(chan result[T], 1)
 	go func() {

@@ -9,11 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 )
 
-var fuseDevOnce sync.Once
 
 // fuseForUsers gives /dev/fuse mode 0666 (udev's default) for the test run
 // when the machine has 0600, so a FUSE daemon can run as a tenant, and

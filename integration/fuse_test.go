@@ -506,10 +506,12 @@ attach-daemon = sleep 0.02; fusermount -u %s; exec sleep 1000
 	fds1, thr1 := fdCount(emp), threadCount(emp)
 	hostMounts1, _ := os.ReadFile("/proc/self/mountinfo")
 	t.Logf("emperor fds %d -> %d, threads %d -> %d", fds0, fds1, thr0, thr1)
-	if fds1 > fds0+2 {
+	// A leak per restart would add about 200; the Go runtime may add a few
+	// threads for blocking syscalls whatever the count of restarts.
+	if fds1 > fds0+4 {
 		t.Fatalf("emperor fds grew from %d to %d over 200 restarts", fds0, fds1)
 	}
-	if thr1 > thr0+3 {
+	if thr1 > thr0+8 {
 		t.Fatalf("emperor threads grew from %d to %d over 200 restarts", thr0, thr1)
 	}
 	if string(hostMounts0) != string(hostMounts1) {

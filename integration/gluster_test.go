@@ -142,16 +142,31 @@ func TestGlusterTwoMountsAndDeadFirstServer(t *testing.T) {
 	e := startEmperor(t)
 	port := freePort(t)
 	e.install("two", glusterVassal(port, fmt.Sprintf(
-		"glusterfs-mount = mountpoint=/,volume=%s,server=127.0.0.1:%d;127.0.0.1:0\nglusterfs-mount = mountpoint=/foo,volume=%s,servers=127.0.0.1:%d;127.0.0.1:0",
-		a, dead, b, dead)))
-	e.waitMounts("two", 60*time.Second)
+		"glusterfs-mount = mountpoint=/,volume=%s,server=127.0.0.1:%d;127.0.0.1:0\nglusterfs-mount = mountpoint=/foo,volume=%s,servers=127.0.0.1:%d;127.0.0.1:0\nglusterfs-mount = mountpoint=/bar,volume=nosuchvolume,server=127.0.0.1:0",
+		a, dead, b, dead), "glusterfs-timeout = 3"))
+	waitFor(t, 60*time.Second, "/ and /foo connected, /bar connecting", func() bool {
+		v, _ := e.vassal("two")
+		states := map[string]string{}
+		for _, m := range v.Mounts {
+			states[m.Prefix] = m.State
+		}
+		return states["/"] == "connected" && states["/foo"] == "connected" && states["/bar"] == "connecting"
+	})
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/bar/x.txt", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a volume that never connects: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
 	for p, want := range map[string]string{"/hello.txt": "from a\n", "/foo/hello.txt": "from b\n"} {
 		if code, body, err := bodyOf(fmt.Sprintf("http://127.0.0.1:%d%s", port, p)); err != nil || code != 200 || string(body) != want {
 			t.Fatalf("%s: %d %q %v", p, code, body, err)
 		}
 	}
 	out, _ := emperorCLI("status", e)
-	if !strings.Contains(out, "/=glusterfs:"+a+" connected") || !strings.Contains(out, "/foo=glusterfs:"+b+" connected") {
+	if !strings.Contains(out, "/=glusterfs:"+a+" connected") || !strings.Contains(out, "/foo=glusterfs:"+b+" connected") || !strings.Contains(out, "/bar=glusterfs:nosuchvolume connecting") {
 		t.Fatalf("status:\n%s", out)
 	}
 }

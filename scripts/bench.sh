@@ -31,8 +31,11 @@ EMPEROR_BIN=$ROOT/bin/emperor EMPEROR_IMPL_FILE=$ROOT/scripts/anchors-impl.sh \
 echo "== hung FUSE daemon (SIGSTOP)" >&2
 LP=$LP WORKDIR=$WORKDIR EMPEROR_BIN=$ROOT/bin/emperor bash scripts/bench-hung.sh goemperor "$REPS" 20s > "$WORKDIR/hung-ours.out" 2>&1
 LP=$LP WORKDIR=$WORKDIR bash scripts/bench-hung.sh uwsgi 2 15s > "$WORKDIR/hung-uwsgi.out" 2>&1
+echo "== static files from GlusterFS (anchors setup.sh + static.sh)" >&2
+ANCHOR_COPY=$WORKDIR/anchors EMPEROR_BIN=$ROOT/bin/emperor WORKDIR=$WORKDIR bash scripts/bench-static.sh > "$WORKDIR/static.md" 2>"$WORKDIR/static.err" \
+  || { echo "(static files benchmark failed: $(tail -3 "$WORKDIR/static.err"))" > "$WORKDIR/static.md"; }
 echo "== Go benchmarks" >&2
-go test -run '^$' -bench . -benchtime 2000x ./vassalfile > "$WORKDIR/gobench.out" 2>&1
+go test -run '^$' -bench . -benchtime 2000x ./vassalfile ./fileserver > "$WORKDIR/gobench.out" 2>&1
 
 # ---------------------------------------------------------------- figures
 # stat FILE 'A freq=1 spawn_ms' -> "min / median / max"
@@ -110,6 +113,8 @@ echo "| PSS per vassal within 2× uWSGI's | ${opss} KiB vs ${upss} KiB | $(verdi
 echo "| median recovery after kill -9 < 300 ms | $orec ms | $(verdict "$orec" 300) |"
 echo "| recovery ≥ 3× faster than uWSGI | $(ratio "$urec" "$orec") | $(awk -v u="$urec" -v o="$orec" 'BEGIN{ if (o>0 && u/o>=3) print "met"; else print "**missed**" }') |"
 echo "| hung FUSE daemon recovered within timeout + 2 s | ${ohungmed:-none} ms | $(verdict "${ohungmed}" 5000) |"
+echo
+cat "$WORKDIR/static.md"
 echo
 echo "### Go benchmarks"
 echo
