@@ -12,7 +12,6 @@ import (
 	"testing"
 )
 
-
 // fuseForUsers gives /dev/fuse mode 0666 (udev's default) for the test run
 // when the machine has 0600, so a FUSE daemon can run as a tenant, and
 // restores the old mode when the test ends.
