@@ -22,7 +22,7 @@ const (
 	// vassal -> emperor
 	MsgReady  = "ready"  // set up and serving (after start or reload)
 	MsgFatal  = "fatal"  // about to exit because of Reason
-	MsgRefuse = "refuse" // a reload that cannot be applied in place (Reason); emperor restarts
+	MsgRefuse = "refuse" // a reload not applied (Reason); with Restart the emperor restarts the vassal
 	MsgMounts = "mounts" // the state of the vassal's served mounts changed (Mounts)
 )
 
@@ -44,6 +44,11 @@ type Message struct {
 	Mercy   time.Duration `json:"mercy,omitempty"`
 	Reason  string        `json:"reason,omitempty"`
 	Reload  bool          `json:"reload,omitempty"`
+	// Restart, on a refuse, says the new file is valid but changes what a
+	// running vassal cannot change (uid, namespaces, sockets): the emperor
+	// stops it and starts it afresh. Without it the file was rejected, and
+	// the vassal keeps running on its last good one.
+	Restart bool `json:"restart,omitempty"`
 	// PIDNamespace is true when the vassal is PID 1 of its own namespace.
 	PIDNamespace   bool          `json:"pid_namespace,omitempty"`
 	MountNamespace bool          `json:"mount_namespace,omitempty"`
@@ -138,11 +143,13 @@ type VassalStatus struct {
 
 // Response answers a Request.
 type Response struct {
-	OK      bool           `json:"ok"`
-	Error   string         `json:"error,omitempty"`
-	PID     int            `json:"pid,omitempty"`
-	Since   time.Time      `json:"since,omitzero"`
-	Vassals []VassalStatus `json:"vassals,omitempty"`
+	OK    bool      `json:"ok"`
+	Error string    `json:"error,omitempty"`
+	PID   int       `json:"pid,omitempty"`
+	Since time.Time `json:"since,omitzero"`
+	// Reloaded is how many vassals a reload request reached.
+	Reloaded int            `json:"reloaded,omitempty"`
+	Vassals  []VassalStatus `json:"vassals,omitempty"`
 }
 
 // Call sends one request to the control socket at path and reads the answer.

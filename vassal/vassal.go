@@ -403,7 +403,7 @@ func (v *vassal) reload(content []byte) (int, bool) {
 	}
 	if reason := vassalfile.RestartReason(old, v.file); reason != "" {
 		v.log.Warn("reload needs a full restart", "reason", reason)
-		_ = v.conn.Send(control.Message{Type: control.MsgRefuse, Reason: reason})
+		_ = v.conn.Send(control.Message{Type: control.MsgRefuse, Reason: reason, Restart: true})
 		v.file, v.spec = old, oldSpec
 		return 0, false
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/emperor-dev/emperor/control"
 	"github.com/emperor-dev/emperor/emperor"
-	"github.com/emperor-dev/emperor/vassal"
 	"github.com/emperor-dev/emperor/vassalfile"
 	"github.com/spf13/cobra"
 )
@@ -103,7 +102,7 @@ a touched file reloads it in place, a deleted file stops it without a trace.`,
 	root.Flags().StringVar(&configFile, "config", "", "emperor config file ([uwsgi] section: emperor, emperor-use-clone, emperor-throttle, emperor-max-throttle, reload-mercy, ...)")
 	root.PersistentFlags().StringVar(&controlPath, "control", emperor.DefaultControlPath, "unix control socket")
 	root.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newCheck(stdout), newRun(stderr, &cfg), newStatus(stdout, &controlPath), newVersion(stdout), newOptions(stdout))
+	root.AddCommand(newCheck(stdout), newRun(stderr, &cfg), newStatus(stdout, &controlPath), newReload(stdout, &controlPath), newVersion(stdout), newOptions(stdout))
 	return root
 }
 
@@ -131,33 +130,18 @@ func newCheck(stdout io.Writer) *cobra.Command {
 	}
 }
 
-// checkFile validates a vassal file as the emperor would before spawning it,
-// for a first start and for a reload.
+// checkFile validates a vassal file exactly as the emperor does before it
+// spawns or reloads the vassal.
 func checkFile(path string) []vassalfile.Diag {
-	var out []vassalfile.Diag
-	for _, reload := range []bool{false, true} {
-		f, err := vassalfile.ParseFile(path, vassalfile.ParseOptions{Reload: reload})
-		var errs vassalfile.Errors
-		if errors.As(err, &errs) {
-			return append(out, errs...)
-		}
-		if reload {
-			break
-		}
-		out = append(out, f.Warnings...)
-		spec, err := vassalfile.Decode(f)
-		if errors.As(err, &errs) {
-			return append(out, errs...)
-		}
-		if _, err := vassal.ResolveCreds(spec); err != nil {
-			line := 0
-			if e, ok := f.Last(strings.SplitN(err.Error(), " ", 2)[0]); ok {
-				line = e.Line
-			}
-			out = append(out, vassalfile.Diag{File: path, Line: line, Message: err.Error()})
-		}
+	v, err := emperor.LoadVassal(path)
+	var errs vassalfile.Errors
+	switch {
+	case errors.As(err, &errs):
+		return errs
+	case err != nil:
+		return []vassalfile.Diag{{File: path, Message: err.Error()}}
 	}
-	return out
+	return v.Warnings
 }
 
 func newRun(stderr io.Writer, cfg *emperor.Config) *cobra.Command {
@@ -219,6 +203,26 @@ func newStatus(stdout io.Writer, controlPath *string) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+func newReload(stdout io.Writer, controlPath *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reload [NAME]",
+		Short: "Reload one vassal (or every vassal) of a running emperor in place",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := control.Request{Cmd: "reload"}
+			if len(args) == 1 {
+				req.Name = args[0]
+			}
+			resp, err := control.Call(*controlPath, req, 5*time.Second)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "reloading %d vassal(s)\n", resp.Reloaded)
+			return nil
+		},
+	}
 }
 
 func printStatus(w io.Writer, resp *control.Response, now time.Time) {

@@ -1,0 +1,137 @@
+// Package emperor is the daemon side: it watches a directory of vassal
+// files, keeps a table of vassals, spawns each as PID 1 of its own
+// namespaces, restarts it with backoff when it dies, reloads it in place when
+// its file changes and stops it, without a trace, when its file goes.
+package emperor
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/emperor-dev/emperor/vassalfile"
+)
+
+// DefaultControlPath is where the control socket lives unless --control says
+// otherwise.
+const DefaultControlPath = "/run/emperor/control.sock"
+
+// Config is how an emperor runs. DefaultConfig gives uWSGI's defaults, except
+// for Namespaces (fs,pid rather than none).
+type Config struct {
+	// VassalsDir is the directory of *.ini vassal files (emperor =).
+	VassalsDir string
+	// ControlPath is the unix socket that `emperor status` talks to.
+	ControlPath string
+	// Namespaces every vassal is cloned into (emperor-use-clone); a vassal's
+	// own unshare adds to them.
+	Namespaces vassalfile.Namespaces
+	// Throttle is the first backoff step after a vassal dies again soon
+	// after a restart (emperor-throttle); it doubles up to MaxThrottle.
+	Throttle    time.Duration
+	MaxThrottle time.Duration
+	// HealthyTime is how long a vassal must have been ready for its backoff
+	// to reset (emperor-healthy-time).
+	HealthyTime time.Duration
+	// Rescan is the interval of the safety-net rescan (emperor-freq).
+	Rescan time.Duration
+	// Mercy is reload-mercy: how long a vassal has after SIGTERM before
+	// SIGKILL, unless its own file sets reload-mercy.
+	Mercy time.Duration
+	// Logger gets every line; each vassal's lines carry vassal=NAME.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		ControlPath: DefaultControlPath,
+		Namespaces:  vassalfile.DefaultNamespaces,
+		Throttle:    time.Second,
+		MaxThrottle: 180 * time.Second,
+		HealthyTime: 10 * time.Second,
+		Rescan:      3 * time.Second,
+		Mercy:       30 * time.Second,
+	}
+}
+
+// LoadFile applies the [uwsgi] section of an emperor config file (emperor,
+// emperor-use-clone, emperor-throttle, emperor-max-throttle,
+// emperor-healthy-time, emperor-freq, reload-mercy). Errors name the file
+// and line; nothing is applied unless the whole file is valid.
+func (c *Config) LoadFile(path string) error {
+	f, err := vassalfile.ParseFile(path, vassalfile.ParseOptions{Scope: vassalfile.ScopeEmperor})
+	if err != nil {
+		return err
+	}
+	next := *c
+	var errs vassalfile.Errors
+	for _, e := range f.Entries {
+		if err := next.apply(e); err != nil {
+			errs = append(errs, vassalfile.Diag{File: path, Line: e.Line, Message: fmt.Sprintf("%s: %v", e.Key, err)})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if next.MaxThrottle < next.Throttle {
+		line := 0
+		if e, ok := f.Last("emperor-max-throttle"); ok {
+			line = e.Line
+		}
+		return vassalfile.Errors{{File: path, Line: line, Message: fmt.Sprintf("emperor-max-throttle (%v) is below emperor-throttle (%v)", next.MaxThrottle, next.Throttle)}}
+	}
+	for _, w := range f.Warnings {
+		if c.Logger != nil {
+			c.Logger.Warn(w.String())
+		}
+	}
+	*c = next
+	return nil
+}
+
+func (c *Config) apply(e vassalfile.Entry) error {
+	var err error
+	switch e.Key {
+	case "emperor":
+		c.VassalsDir = e.Value
+	case "emperor-use-clone":
+		c.Namespaces, err = vassalfile.ParseCloneFlags(e.Value)
+	case "emperor-throttle":
+		c.Throttle, err = vassalfile.ParseDuration(e.Value, time.Millisecond)
+	case "emperor-max-throttle":
+		c.MaxThrottle, err = vassalfile.ParseDuration(e.Value, time.Millisecond)
+	case "emperor-healthy-time":
+		c.HealthyTime, err = vassalfile.ParseDuration(e.Value, time.Second)
+	case "emperor-freq":
+		c.Rescan, err = vassalfile.ParseDuration(e.Value, time.Second)
+		if err == nil && c.Rescan <= 0 {
+			err = fmt.Errorf("must be above 0")
+		}
+	case "reload-mercy":
+		c.Mercy, err = vassalfile.ParseDuration(e.Value, time.Second)
+	}
+	return err
+}
+
+func (c *Config) check() error {
+	if c.VassalsDir == "" {
+		return fmt.Errorf("no vassal directory: give --vassals DIR or emperor = DIR in --config")
+	}
+	if c.ControlPath == "" {
+		return fmt.Errorf("no control socket path (--control)")
+	}
+	if c.Rescan <= 0 {
+		c.Rescan = 3 * time.Second
+	}
+	if c.Mercy <= 0 {
+		c.Mercy = 30 * time.Second
+	}
+	if c.MaxThrottle < c.Throttle {
+		c.MaxThrottle = c.Throttle
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}

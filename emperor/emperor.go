@@ -1,0 +1,350 @@
+package emperor
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/emperor-dev/emperor/control"
+	"github.com/fsnotify/fsnotify"
+)
+
+// Emperor watches a vassal directory and keeps one supervisor per vassal
+// file. Run owns the directory state; Status and Reload may be called from
+// any goroutine (the control socket, a signal handler).
+type Emperor struct {
+	cfg Config
+	dir string
+	exe string
+	log *slog.Logger
+
+	mu      sync.Mutex
+	vassals map[string]*supervisor // the vassal table
+	leaving map[string]bool        // file gone, vassal stopping
+	since   time.Time
+
+	// Owned by Run.
+	files    map[string]fileState
+	settling map[string]*settling
+	settled  chan string
+	gone     chan string
+	quit     chan struct{}
+	watcher  *fsnotify.Watcher
+	watching bool
+}
+
+type settling struct {
+	first time.Time
+	timer *time.Timer
+}
+
+// New checks cfg and returns an emperor that is not running yet.
+func New(cfg Config) (*Emperor, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(cfg.VassalsDir)
+	if err != nil {
+		return nil, fmt.Errorf("vassal directory %s: %w", cfg.VassalsDir, err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("vassal directory: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("vassal directory %s is not a directory", dir)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find our own binary to re-execute as vassal init: %w", err)
+	}
+	return &Emperor{
+		cfg: cfg, dir: dir, exe: exe, log: cfg.Logger,
+		vassals: map[string]*supervisor{}, leaving: map[string]bool{},
+		files: map[string]fileState{}, settling: map[string]*settling{},
+		settled: make(chan string, 64), gone: make(chan string, 64), quit: make(chan struct{}),
+	}, nil
+}
+
+// Run serves until ctx is done, then stops every vassal (in parallel, each
+// with its mercy) and returns nil. It fails only if it cannot start: the
+// control socket is taken, or the directory cannot be watched.
+func (e *Emperor) Run(ctx context.Context) error {
+	ln, err := listenControl(e.cfg.ControlPath)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(e.cfg.ControlPath)
+	defer ln.Close()
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("inotify: %w", err)
+	}
+	defer w.Close()
+	e.watcher = w
+	e.mu.Lock()
+	e.since = time.Now()
+	e.mu.Unlock()
+	e.watch()
+	e.rescan()
+	go e.serveControl(ln)
+	e.log.Info("emperor started", "vassals", e.dir, "pid", os.Getpid(), "namespaces", e.cfg.Namespaces.String(), "control", e.cfg.ControlPath, "rescan", e.cfg.Rescan)
+	tick := time.NewTicker(e.cfg.Rescan)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			e.shutdown()
+			return nil
+		case ev, ok := <-w.Events:
+			if ok {
+				e.event(ev)
+			}
+		case err, ok := <-w.Errors:
+			if ok {
+				// An overflowed inotify queue lost events: rescan now
+				// rather than at the next tick.
+				e.log.Warn("inotify", "err", err)
+				e.rescan()
+			}
+		case name := <-e.settled:
+			if p := e.settling[name]; p != nil {
+				p.timer.Stop()
+				delete(e.settling, name)
+			}
+			e.sync(name)
+		case name := <-e.gone:
+			e.forget(name)
+		case <-tick.C:
+			e.rescan()
+		}
+	}
+}
+
+// watch (re)arms inotify on the directory; a directory that was removed and
+// created again is watched again at the next rescan.
+func (e *Emperor) watch() {
+	if e.watching {
+		return
+	}
+	if err := e.watcher.Add(e.dir); err != nil {
+		e.log.Error("cannot watch the vassal directory; relying on the rescan", "dir", e.dir, "err", err, "rescan", e.cfg.Rescan)
+		return
+	}
+	e.watching = true
+}
+
+func (e *Emperor) event(ev fsnotify.Event) {
+	if filepath.Clean(ev.Name) == e.dir {
+		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+			e.watching = false
+		}
+		return
+	}
+	base := filepath.Base(ev.Name)
+	if filepath.Dir(ev.Name) != e.dir || !isVassalFile(base) {
+		return
+	}
+	name := VassalName(base)
+	now := time.Now()
+	if p := e.settling[name]; p != nil {
+		p.timer.Reset(max(0, min(settleDelay, p.first.Add(settleMax).Sub(now))))
+		return
+	}
+	e.settling[name] = &settling{first: now, timer: time.AfterFunc(settleDelay, func() {
+		select {
+		case e.settled <- name:
+		case <-e.quit:
+		}
+	})}
+}
+
+func (e *Emperor) pathOf(name string) string { return filepath.Join(e.dir, name+".ini") }
+
+// rescan is the safety net under inotify: it finds files whose events were
+// lost, files changed behind a symlink, and files that went away.
+func (e *Emperor) rescan() {
+	e.watch()
+	ents, err := os.ReadDir(e.dir)
+	if err != nil {
+		// Not "every file is gone": a directory that cannot be read (an
+		// unmounted share, a permission slip) must not stop every tenant.
+		e.log.Error("cannot read the vassal directory; the vassals are left as they are", "dir", e.dir, "err", err)
+		return
+	}
+	present := map[string]bool{}
+	for _, ent := range ents {
+		if isVassalFile(ent.Name()) {
+			name := VassalName(ent.Name())
+			present[name] = true
+			e.sync(name)
+		}
+	}
+	e.mu.Lock()
+	var missing []string
+	for name := range e.vassals {
+		if !present[name] && !e.leaving[name] {
+			missing = append(missing, name)
+		}
+	}
+	e.mu.Unlock()
+	for _, name := range missing {
+		e.sync(name)
+	}
+}
+
+// sync brings one vassal in line with its file: spawn, reload, report a bad
+// file, or stop.
+func (e *Emperor) sync(name string) {
+	path := e.pathOf(name)
+	fi, err := os.Stat(path) // follows a symlink to the real file
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.Mode().IsRegular()):
+		e.remove(name)
+		return
+	case err != nil:
+		e.log.Error("cannot stat the vassal file; the vassal is left as it is", "vassal", name, "err", err)
+		return
+	}
+	e.mu.Lock()
+	sup, leaving := e.vassals[name], e.leaving[name]
+	e.mu.Unlock()
+	if leaving {
+		return // forget syncs it again once the old vassal is gone
+	}
+	st := statOf(fi)
+	old, known := e.files[name]
+	if sup != nil && known && old.sameStat(st) {
+		return
+	}
+	content, rerr := readVassalFile(path)
+	st.sum = sha256.Sum256(content)
+	if sup != nil && known && rerr == nil && !old.changed(st) {
+		e.files[name] = st
+		return
+	}
+	e.files[name] = st
+	if sup == nil {
+		sup = newSupervisor(name, path, &e.cfg, e.exe, false)
+		e.mu.Lock()
+		e.vassals[name] = sup
+		e.mu.Unlock()
+		go sup.run()
+	}
+	if rerr != nil {
+		sup.post(cmdBroken{fmt.Errorf("%s: %w", path, rerr)})
+		return
+	}
+	v, err := CheckVassal(path, content)
+	if err != nil {
+		sup.post(cmdBroken{err})
+		return
+	}
+	sup.post(cmdUpdate{v})
+}
+
+// remove stops the vassal of a file that is gone. The entry stays in the
+// table, as stopping, until its PID 1 has been reaped, which is when the
+// kernel has killed everything in its namespace.
+func (e *Emperor) remove(name string) {
+	delete(e.files, name)
+	e.mu.Lock()
+	sup := e.vassals[name]
+	if sup == nil || e.leaving[name] {
+		e.mu.Unlock()
+		return
+	}
+	e.leaving[name] = true
+	e.mu.Unlock()
+	sup.log.Info("vassal file removed: stopping the vassal")
+	sup.post(cmdStop{})
+	go func() {
+		<-sup.done
+		select {
+		case e.gone <- name:
+		case <-e.quit:
+		}
+	}()
+}
+
+// forget drops a stopped vassal from the table; if its file is back, a new
+// vassal starts for it.
+func (e *Emperor) forget(name string) {
+	e.mu.Lock()
+	delete(e.vassals, name)
+	delete(e.leaving, name)
+	e.mu.Unlock()
+	e.log.Info("vassal removed", "vassal", name)
+	e.sync(name)
+}
+
+// shutdown stops every vassal in parallel and waits for all of them.
+func (e *Emperor) shutdown() {
+	e.mu.Lock()
+	sups := make([]*supervisor, 0, len(e.vassals))
+	for _, s := range e.vassals {
+		sups = append(sups, s)
+	}
+	e.mu.Unlock()
+	e.log.Info("emperor stopping", "vassals", len(sups))
+	start := time.Now()
+	for _, s := range sups {
+		s.post(cmdStop{})
+	}
+	for _, s := range sups {
+		<-s.done
+	}
+	close(e.quit)
+	for _, p := range e.settling {
+		p.timer.Stop()
+	}
+	e.log.Info("emperor stopped", "took", time.Since(start).Round(time.Millisecond))
+}
+
+// Status returns the vassal table, sorted by name.
+func (e *Emperor) Status() []control.VassalStatus {
+	e.mu.Lock()
+	sups := make([]*supervisor, 0, len(e.vassals))
+	for _, s := range e.vassals {
+		sups = append(sups, s)
+	}
+	e.mu.Unlock()
+	out := make([]control.VassalStatus, 0, len(sups))
+	for _, s := range sups {
+		out = append(out, s.status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Reload reloads one vassal in place (name), or every vassal (""), with its
+// current file. A vassal in backoff or failed-config is retried at once. It
+// returns how many vassals were asked.
+func (e *Emperor) Reload(name string) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if name != "" {
+		s, ok := e.vassals[name]
+		if !ok || e.leaving[name] {
+			return 0, fmt.Errorf("no vassal named %q", name)
+		}
+		s.post(cmdReload{})
+		return 1, nil
+	}
+	n := 0
+	for name, s := range e.vassals {
+		if !e.leaving[name] {
+			s.post(cmdReload{})
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,104 @@
+package emperor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/emperor-dev/emperor/vassal"
+	"github.com/emperor-dev/emperor/vassalfile"
+)
+
+// Loaded is a vassal file that passed every check the emperor makes before
+// it spawns or reloads a vassal.
+type Loaded struct {
+	Name    string
+	Path    string
+	Content []byte // sent to the vassal, which may no longer see the host's file after pivot_root
+	File    *vassalfile.File
+	Spec    *vassalfile.Spec
+	// Warnings are accepted-and-ignored options and the like.
+	Warnings []vassalfile.Diag
+}
+
+// VassalName is the vassal's name for a file: its base name without .ini.
+func VassalName(path string) string {
+	return strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+}
+
+// LoadVassal reads path and validates it. The error is a vassalfile.Errors
+// with one file:line diagnostic per problem.
+func LoadVassal(path string) (*Loaded, error) {
+	content, err := readVassalFile(path)
+	if err != nil {
+		return nil, vassalfile.Errors{{File: path, Message: err.Error()}}
+	}
+	return CheckVassal(path, content)
+}
+
+// readVassalFile reads at most the parser's size limit (plus one byte, to
+// tell an oversized file), so a huge file cannot exhaust the emperor.
+func readVassalFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, vassalfile.MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > vassalfile.MaxFileSize {
+		return nil, fmt.Errorf("file is over the %d byte limit", vassalfile.MaxFileSize)
+	}
+	return b, nil
+}
+
+// CheckVassal validates content as the vassal file at path: parsed for a
+// first start and for a reload (if-reload blocks differ), decoded, and with
+// its users and groups resolved in the host's database, so that an unknown
+// user is a config error here and not a crash loop later.
+func CheckVassal(path string, content []byte) (*Loaded, error) {
+	f, err := vassalfile.Parse(path, content, vassalfile.ParseOptions{})
+	if err != nil {
+		return nil, err
+	}
+	spec, err := vassalfile.Decode(f)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := vassal.ResolveCreds(spec); err != nil {
+		return nil, vassalfile.Errors{credsDiag(f, err)}
+	}
+	rf, err := vassalfile.Parse(path, content, vassalfile.ParseOptions{Reload: true})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := vassalfile.Decode(rf); err != nil {
+		return nil, err
+	}
+	return &Loaded{Name: VassalName(path), Path: path, Content: content, File: f, Spec: spec, Warnings: f.Warnings}, nil
+}
+
+// credsDiag places a credentials error on the line of the option it names
+// (uid, gid or add-gid).
+func credsDiag(f *vassalfile.File, err error) vassalfile.Diag {
+	d := vassalfile.Diag{File: f.Path, Message: err.Error()}
+	var ce *vassal.CredsError
+	if errors.As(err, &ce) {
+		if e, ok := f.Last(ce.Op); ok {
+			d.Line = e.Line
+		}
+		if ce.Op == "add-gid" {
+			for _, e := range f.All("add-gid") {
+				if e.Value == ce.Arg {
+					d.Line = e.Line
+				}
+			}
+		}
+	}
+	return d
+}

@@ -1,0 +1,59 @@
+package emperor
+
+import (
+	"crypto/sha256"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Events for one file are coalesced: a sync runs settleDelay after the
+// last event, and at most settleMax after the first, so a file written in
+// several steps (echo > f, an editor saving in place) is read once it is
+// whole, while a rename into the directory, the atomic way to install a
+// vassal file, costs only settleDelay.
+const (
+	settleDelay = 10 * time.Millisecond
+	settleMax   = 100 * time.Millisecond
+)
+
+// isVassalFile says whether a directory entry is a vassal file: *.ini, not
+// a dotfile. That leaves out editors' temporary and backup files (.x.swp,
+// x.ini~, #x.ini#, .#x.ini, vim's 4913) and the dotfile-then-rename idiom's
+// temporary name.
+func isVassalFile(base string) bool {
+	return filepath.Ext(base) == ".ini" && !strings.HasPrefix(base, ".") && len(base) > len(".ini")
+}
+
+// fileState is what the emperor last saw of a vassal file.
+type fileState struct {
+	ino   uint64
+	size  int64
+	mtime time.Time
+	ctime time.Time
+	sum   [sha256.Size]byte
+}
+
+func statOf(fi fs.FileInfo) fileState {
+	st := fileState{size: fi.Size(), mtime: fi.ModTime()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+		st.ctime = time.Unix(sys.Ctim.Unix())
+	}
+	return st
+}
+
+// sameStat says the file was not touched since: a rescan then need not read
+// it. Any write changes ctime, so a change that kept mtime and size is
+// still seen.
+func (a fileState) sameStat(b fileState) bool {
+	return a.ino == b.ino && a.size == b.size && a.mtime.Equal(b.mtime) && a.ctime.Equal(b.ctime)
+}
+
+// changed says whether a file read again differs from the last one: a new
+// mtime (touch, uWSGI's way to ask for a reload) or new content.
+func (a fileState) changed(b fileState) bool {
+	return !a.mtime.Equal(b.mtime) || a.sum != b.sum
+}
