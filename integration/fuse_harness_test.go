@@ -151,3 +151,17 @@ func threadCount(pid int) int {
 	}
 	return -1
 }
+
+// tenantZip makes the tutorial's fixture: a test user, a zip of zipFiles it
+// can read, and an empty mount point it owns.
+func tenantZip(t *testing.T, user string) (uid, gid int, dir, zipPath, mnt string) {
+	t.Helper()
+	uid, gid = testUser(t, user)
+	dir = publicDir(t)
+	zipPath = filepath.Join(dir, "app.zip")
+	writeZip(t, zipPath, zipFiles)
+	mnt = filepath.Join(dir, "app")
+	os.Mkdir(mnt, 0o755)
+	os.Chown(mnt, uid, gid)
+	return uid, gid, dir, zipPath, mnt
+}

@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,13 +23,7 @@ var zipFiles = map[string]string{
 func TestZipApp(t *testing.T) {
 	fuseForUsers(t)
 	user := "emptzip"
-	uid, gid := testUser(t, user)
-	dir := publicDir(t)
-	zipPath := filepath.Join(dir, "app001.zip")
-	writeZip(t, zipPath, zipFiles)
-	mnt := filepath.Join(dir, "app")
-	os.Mkdir(mnt, 0o755)
-	os.Chown(mnt, uid, gid)
+	uid, _, _, zipPath, mnt := tenantZip(t, user)
 	bin := publicTestBinary(t)
 	port := freePort(t)
 	e := startEmperor(t, "emperor-healthy-time = 1")
@@ -133,36 +125,7 @@ mountpoint-check = %s
 		fz, _ := fuseZip()
 		v1 := e.waitState("app001", "running", 5*time.Second)
 		_, daemon1 := mustGet(t, base+"hello.txt")
-		var ok, failed atomic.Int64
-		var last atomic.Value
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := 0; i < 4; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					resp, err := oneShot.Get(base + "hello.txt")
-					if err != nil {
-						failed.Add(1)
-						last.Store(err.Error())
-						continue
-					}
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						failed.Add(1)
-						last.Store(resp.Status)
-					} else {
-						ok.Add(1)
-					}
-				}
-			}()
-		}
+		l := startLoad(base + "hello.txt")
 		time.Sleep(100 * time.Millisecond)
 		now := time.Now()
 		os.Chtimes(path, now, now)
@@ -171,11 +134,7 @@ mountpoint-check = %s
 			return err == nil && d != daemon1
 		})
 		time.Sleep(100 * time.Millisecond)
-		close(stop)
-		wg.Wait()
-		if failed.Load() > 0 {
-			t.Fatalf("%d of %d requests failed during the reload: %v", failed.Load(), failed.Load()+ok.Load(), last.Load())
-		}
+		l.end(t)
 		fz2, _ := fuseZip()
 		if fz2 != fz {
 			t.Fatalf("reload remounted: fuse-zip %d -> %d", fz, fz2)
@@ -391,13 +350,7 @@ mountpoint-check = /
 func TestAtexitHooks(t *testing.T) {
 	fuseForUsers(t)
 	user := "emptatx"
-	uid, gid := testUser(t, user)
-	dir := publicDir(t)
-	zipPath := filepath.Join(dir, "a.zip")
-	writeZip(t, zipPath, zipFiles)
-	mnt := filepath.Join(dir, "app")
-	os.Mkdir(mnt, 0o755)
-	os.Chown(mnt, uid, gid)
+	_, _, dir, zipPath, mnt := tenantZip(t, user)
 	marks := filepath.Join(dir, "marks")
 	os.WriteFile(marks, nil, 0o666)
 	os.Chmod(marks, 0o666)

@@ -65,8 +65,16 @@ func startGlusterEnv() (*glusterEnv, error) {
 	return e, nil
 }
 
+// startOurs runs glusterd in the foreground with a working directory of its
+// own under the tests' temporary folder: it neither loads the host's
+// volumes from /var/lib/glusterd nor leaves state there.
 func (e *glusterEnv) startOurs() error {
-	cmd := exec.Command("glusterd", "-N", "--log-file="+filepath.Join(e.root, "glusterd.log"))
+	wd := filepath.Join(e.root, "glusterd")
+	if err := os.MkdirAll(wd, 0o755); err != nil {
+		return err
+	}
+	cmd := exec.Command("glusterd", "-N", "--log-file="+filepath.Join(e.root, "glusterd.log"),
+		"--xlator-option", "management.working-directory="+wd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start glusterd: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -437,4 +438,59 @@ func publicDir(t *testing.T) string {
 func runCmd(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// load GETs url from 4 clients, one connection per request, until stop is
+// closed (or 20 s pass), and counts the answers: the reload tests require
+// that not one fails.
+type load struct {
+	ok, failed atomic.Int64
+	last       atomic.Value
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+func startLoad(url string) *load {
+	l := &load{stop: make(chan struct{})}
+	for i := 0; i < 4; i++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			deadline := time.Now().Add(20 * time.Second)
+			for time.Now().Before(deadline) {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := oneShot.Get(url)
+				if err != nil {
+					l.failed.Add(1)
+					l.last.Store(err.Error())
+					continue
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					l.failed.Add(1)
+					l.last.Store(resp.Status)
+				} else {
+					l.ok.Add(1)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// end stops the load and fails t if any request failed.
+func (l *load) end(t *testing.T) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	if l.failed.Load() != 0 {
+		t.Fatalf("%d of %d requests failed during the reload (last: %v)", l.failed.Load(), l.ok.Load()+l.failed.Load(), l.last.Load())
+	}
+	if l.ok.Load() < 10 {
+		t.Fatalf("only %d requests made", l.ok.Load())
+	}
 }
