@@ -1,0 +1,349 @@
+package emperor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emperor-dev/emperor/control"
+	"github.com/emperor-dev/emperor/vassal"
+)
+
+// The test binary is also the vassal init: the emperor re-executes
+// os.Executable(), which here is this binary.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == vassal.InitCommand {
+		os.Exit(vassal.Main(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type testEmperor struct {
+	*Emperor
+	dir  string
+	ctl  string
+	log  *syncBuf
+	stop func()
+	errc chan error
+}
+
+// startTest runs an emperor without namespaces (no root needed) on a fresh
+// directory. The root integration tests cover the namespaced path.
+func startTest(t *testing.T, mutate ...func(*Config)) *testEmperor {
+	t.Helper()
+	base := t.TempDir()
+	dir := filepath.Join(base, "vassals")
+	os.Mkdir(dir, 0o755)
+	lb := &syncBuf{}
+	cfg := DefaultConfig()
+	cfg.VassalsDir, cfg.ControlPath, cfg.Namespaces = dir, filepath.Join(base, "run", "control.sock"), 0
+	cfg.Throttle, cfg.MaxThrottle, cfg.Mercy, cfg.Rescan = 50*time.Millisecond, 200*time.Millisecond, 2*time.Second, 200*time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(lb, nil))
+	for _, f := range mutate {
+		f(&cfg)
+	}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	te := &testEmperor{Emperor: e, dir: dir, ctl: cfg.ControlPath, log: lb, errc: make(chan error, 1)}
+	go func() { te.errc <- e.Run(ctx) }()
+	stopped := false
+	te.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-te.errc:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	}
+	t.Cleanup(func() {
+		te.stop()
+		if t.Failed() {
+			t.Logf("log:\n%s", lb.String())
+		}
+	})
+	waitUntil(t, 5*time.Second, "the control socket", func() bool { _, err := os.Stat(cfg.ControlPath); return err == nil })
+	return te
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (te *testEmperor) install(name, body string) string {
+	tmp := filepath.Join(te.dir, "."+name+".tmp")
+	os.WriteFile(tmp, []byte(body), 0o644)
+	p := filepath.Join(te.dir, name+".ini")
+	os.Rename(tmp, p)
+	return p
+}
+
+func (te *testEmperor) get(name string) (control.VassalStatus, bool) {
+	for _, v := range te.Status() {
+		if v.Name == name {
+			return v, true
+		}
+	}
+	return control.VassalStatus{}, false
+}
+
+func (te *testEmperor) waitState(t *testing.T, name, state string) control.VassalStatus {
+	t.Helper()
+	var v control.VassalStatus
+	waitUntil(t, 10*time.Second, name+" "+state, func() bool {
+		var ok bool
+		v, ok = te.get(name)
+		return ok && v.State == state
+	})
+	return v
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+func TestLifecycle(t *testing.T) {
+	te := startTest(t)
+	p := te.install("app", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
+	v := te.waitState(t, "app", StateRunning)
+	if v.PID == 0 || v.Namespaces != "none" || v.File != p || v.StartedAt.IsZero() || v.ReadyAt.IsZero() {
+		t.Fatalf("%+v", v)
+	}
+
+	// A touch reloads in place: same PID 1, no restart counted.
+	now := time.Now().Add(time.Second)
+	os.Chtimes(p, now, now)
+	waitUntil(t, 5*time.Second, "the reload", func() bool { return strings.Contains(te.log.String(), `msg="reload applied" vassal=app`) })
+	if v2 := te.waitState(t, "app", StateRunning); v2.PID != v.PID || v2.Restarts != 0 {
+		t.Fatalf("reload: %+v -> %+v", v, v2)
+	}
+
+	// A kill is a death: restarted at once (the first death is free).
+	syscall.Kill(v.PID, syscall.SIGKILL)
+	waitUntil(t, 5*time.Second, "a new PID 1", func() bool {
+		n, _ := te.get("app")
+		return n.State == StateRunning && n.PID != v.PID && n.PID != 0
+	})
+	n, _ := te.get("app")
+	if n.Restarts != 1 || n.LastExit != "killed by killed" {
+		t.Fatalf("%+v", n)
+	}
+
+	// A broken file leaves the running vassal alone and says why.
+	te.install("app", "[uwsgi]\nattach-deamon = x\n")
+	waitUntil(t, 5*time.Second, "the config error", func() bool { n, _ := te.get("app"); return n.ConfigError != "" })
+	if b, _ := te.get("app"); b.PID != n.PID || b.State != StateRunning || !strings.Contains(b.ConfigError, p+":2: unknown option") {
+		t.Fatalf("%+v", b)
+	}
+
+	// Deleting the file stops it and removes it from the table.
+	os.Remove(p)
+	waitUntil(t, 5*time.Second, "an empty table", func() bool { return len(te.Status()) == 0 })
+	if alive(n.PID) {
+		t.Fatal("PID 1 survived its file")
+	}
+}
+
+func TestFailedConfigThenFixed(t *testing.T) {
+	te := startTest(t)
+	te.install("bad", "[uwsgi]\nif-not-reload =\nattach-daemon = sleep 1\n")
+	v := te.waitState(t, "bad", StateFailedConfig)
+	if !strings.Contains(v.ConfigError, ":2: if-not-reload opened here is never closed") || v.PID != 0 {
+		t.Fatalf("%+v", v)
+	}
+	te.install("bad", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
+	v = te.waitState(t, "bad", StateRunning)
+	if v.ConfigError != "" {
+		t.Fatalf("%+v", v)
+	}
+}
+
+func TestBackoffAndLastExit(t *testing.T) {
+	te := startTest(t)
+	dir := t.TempDir()
+	te.install("crash", fmt.Sprintf("[uwsgi]\nchdir = %s/missing\n", dir))
+	waitUntil(t, 10*time.Second, "3 restarts", func() bool { v, _ := te.get("crash"); return v.Restarts >= 3 })
+	v, _ := te.get("crash")
+	if !strings.Contains(v.LastExit, "chdir") {
+		t.Fatalf("last exit %q", v.LastExit)
+	}
+	waitUntil(t, 5*time.Second, "backoff with a next attempt", func() bool {
+		v, _ := te.get("crash")
+		return v.State == StateBackoff && !v.NextAttempt.IsZero()
+	})
+	// Fixing what it needs and asking for a reload retries at once.
+	os.Mkdir(filepath.Join(dir, "missing"), 0o755)
+	if n, err := te.Reload("crash"); err != nil || n != 1 {
+		t.Fatal(n, err)
+	}
+	te.waitState(t, "crash", StateRunning)
+	if _, err := te.Reload("nosuch"); err == nil {
+		t.Fatal("reload of an unknown vassal")
+	}
+}
+
+func TestControlSocket(t *testing.T) {
+	te := startTest(t)
+	te.install("a", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
+	te.install("b", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
+	te.waitState(t, "a", StateRunning)
+	te.waitState(t, "b", StateRunning)
+	resp, err := control.Call(te.ctl, control.Request{Cmd: "status"}, 5*time.Second)
+	if err != nil || len(resp.Vassals) != 2 || resp.Vassals[0].Name != "a" || resp.PID != os.Getpid() || resp.Since.IsZero() {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	if fi, _ := os.Stat(te.ctl); fi.Mode().Perm() != 0o660 {
+		t.Fatalf("control socket mode %v", fi.Mode())
+	}
+	resp, err = control.Call(te.ctl, control.Request{Cmd: "reload"}, 5*time.Second)
+	if err != nil || resp.Reloaded != 2 {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	if _, err := control.Call(te.ctl, control.Request{Cmd: "frobnicate"}, 5*time.Second); err == nil || !strings.Contains(err.Error(), `unknown command "frobnicate"`) {
+		t.Fatal(err)
+	}
+	if _, err := control.Call(te.ctl, control.Request{Cmd: "reload", Name: "zz"}, 5*time.Second); err == nil || !strings.Contains(err.Error(), `no vassal named "zz"`) {
+		t.Fatal(err)
+	}
+	// Garbage gets an answer, not a hang or a crash.
+	c, err := net.Dial("unix", te.ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("{not json\n"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 512)
+	n, _ := c.Read(buf)
+	c.Close()
+	if !strings.Contains(string(buf[:n]), "bad request") {
+		t.Fatalf("answer to garbage: %q", buf[:n])
+	}
+	// A second emperor on the same socket is refused, and the first goes on.
+	cfg := DefaultConfig()
+	cfg.VassalsDir, cfg.ControlPath, cfg.Logger = t.TempDir(), te.ctl, slog.New(slog.NewTextHandler(&syncBuf{}, nil))
+	e2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e2.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "another emperor") {
+		t.Fatal(err)
+	}
+	if _, err := control.Call(te.ctl, control.Request{Cmd: "status"}, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// After a stop the socket is gone and every vassal with it.
+	st := te.Status()
+	te.stop()
+	if _, err := os.Stat(te.ctl); err == nil {
+		t.Fatal("control socket left behind")
+	}
+	for _, v := range st {
+		if alive(v.PID) {
+			t.Fatalf("%s (%d) survived the emperor's stop", v.Name, v.PID)
+		}
+	}
+}
+
+func TestStaleControlSocketIsReplaced(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.sock")
+	ln, _ := net.Listen("unix", path)
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	l2, err := listenControl(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Close()
+	plain := filepath.Join(dir, "plain")
+	os.WriteFile(plain, nil, 0o644)
+	if _, err := listenControl(plain); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatal(err)
+	}
+}
+
+// Events lost by inotify are caught by the rescan: a file changed behind a
+// symlink produces no event in the vassal directory.
+func TestRescanFollowsSymlinks(t *testing.T) {
+	te := startTest(t)
+	real := writeFile(t, t.TempDir(), "real.ini", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
+	os.Symlink(real, filepath.Join(te.dir, "linked.ini"))
+	v := te.waitState(t, "linked", StateRunning)
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(real, later, later)
+	waitUntil(t, 5*time.Second, "the reload", func() bool { return strings.Contains(te.log.String(), `msg="reload applied" vassal=linked`) })
+	if n := te.waitState(t, "linked", StateRunning); n.PID != v.PID {
+		t.Fatal("PID 1 changed")
+	}
+	os.Remove(real) // the link now dangles: the vassal goes
+	waitUntil(t, 5*time.Second, "an empty table", func() bool { return len(te.Status()) == 0 })
+}
+
+func TestRunOne(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Namespaces, cfg.Mercy = 0, 2*time.Second
+	lb := &syncBuf{}
+	cfg.Logger = slog.New(slog.NewTextHandler(lb, nil))
+	p := writeFile(t, dir, "one.ini", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	reload := make(chan struct{}, 1)
+	errc := make(chan error, 1)
+	go func() { errc <- RunOne(ctx, cfg, p, reload) }()
+	waitUntil(t, 5*time.Second, "ready", func() bool { return strings.Contains(lb.String(), `msg="vassal ready" vassal=one pid=`) })
+	reload <- struct{}{}
+	waitUntil(t, 5*time.Second, "the reload", func() bool { return strings.Contains(lb.String(), `msg="reload applied" vassal=one`) })
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	// A vassal that dies ends RunOne with the reason.
+	bad := writeFile(t, dir, "bad.ini", fmt.Sprintf("[uwsgi]\nchdir = %s/missing\n", dir))
+	err := RunOne(context.Background(), cfg, bad, nil)
+	if err == nil || !strings.Contains(err.Error(), "vassal bad exited: chdir") {
+		t.Fatal(err)
+	}
+	if err := RunOne(context.Background(), cfg, filepath.Join(dir, "nope.ini"), nil); err == nil {
+		t.Fatal("no error for a missing file")
+	}
+}

@@ -1,0 +1,192 @@
+package emperor
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emperor-dev/emperor/vassalfile"
+)
+
+func TestBackoffSequence(t *testing.T) {
+	b := backoff{throttle: 200 * time.Millisecond, max: 800 * time.Millisecond, healthy: 10 * time.Second}
+	now := time.Now()
+	var got []time.Duration
+	for i := 0; i < 6; i++ {
+		got = append(got, b.died(time.Time{}, now)) // never ready
+	}
+	want := []time.Duration{0, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 800 * time.Millisecond, 800 * time.Millisecond}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("sequence %v, want %v", got, want)
+		}
+	}
+	// Ready, but not for long: still backing off.
+	if d := b.died(now.Add(-time.Second), now); d != 800*time.Millisecond {
+		t.Fatalf("short run: %v", d)
+	}
+	// A healthy run: the next restart is immediate, then the sequence again.
+	if d := b.died(now.Add(-11*time.Second), now); d != 0 {
+		t.Fatalf("after a healthy run: %v", d)
+	}
+	if d := b.died(time.Time{}, now); d != 200*time.Millisecond {
+		t.Fatalf("second death after the healthy run: %v", d)
+	}
+	b.reset()
+	if d := b.died(time.Time{}, now); d != 0 {
+		t.Fatalf("after reset: %v", d)
+	}
+}
+
+func TestBackoffNoOverflow(t *testing.T) {
+	b := backoff{throttle: time.Second, max: 180 * time.Second}
+	if d := b.delay(10000); d != 180*time.Second {
+		t.Fatal(d)
+	}
+	z := backoff{throttle: 0, max: time.Second}
+	if d := z.delay(50); d != 0 {
+		t.Fatal(d)
+	}
+}
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "e.ini", "[uwsgi]\nemperor = /srv/vassals\nemperor-use-clone = fs,pid,uts\nemperor-throttle = 250\nemperor-max-throttle = 4000\nemperor-healthy-time = 2\nemperor-freq = 500ms\nreload-mercy = 7\n")
+	c := DefaultConfig()
+	if err := c.LoadFile(p); err != nil {
+		t.Fatal(err)
+	}
+	if c.VassalsDir != "/srv/vassals" || c.Namespaces.String() != "fs,pid,uts" || c.Throttle != 250*time.Millisecond ||
+		c.MaxThrottle != 4*time.Second || c.HealthyTime != 2*time.Second || c.Rescan != 500*time.Millisecond || c.Mercy != 7*time.Second {
+		t.Fatalf("%+v", c)
+	}
+	d := DefaultConfig()
+	if d.Namespaces.String() != "fs,pid" || d.Throttle != time.Second || d.MaxThrottle != 180*time.Second || d.Mercy != 30*time.Second || d.ControlPath != DefaultControlPath {
+		t.Fatalf("defaults %+v", d)
+	}
+}
+
+func TestConfigErrorsNameFileAndLineAndApplyNothing(t *testing.T) {
+	dir := t.TempDir()
+	cases := map[string]string{
+		"[uwsgi]\nemperor-use-clone = fs,bogus\n":                              ":2: ",
+		"[uwsgi]\nemperor-throttle = soon\n":                                   ":2: ",
+		"[uwsgi]\nattach-daemon = sleep 1\n":                                   "belongs in a vassal file",
+		"[uwsgi]\nemperor-throttle = 5000\nemperor-max-throttle = 1000\n":      ":3: emperor-max-throttle (1s) is below emperor-throttle (5s)",
+		"[uwsgi]\nemperor = /a\nemperor-freq = 0\n":                            ":3: emperor-freq: must be above 0",
+		"[uwsgi]\nemperor = /a\nemperor-use-clone = none,pid\nemperor-x = 1\n": ":4: unknown option",
+	}
+	for body, want := range cases {
+		p := writeFile(t, dir, "e.ini", body)
+		c := DefaultConfig()
+		err := c.LoadFile(p)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%q: error %v, want %q", body, err, want)
+		}
+		if c.VassalsDir != "" || c.Throttle != time.Second {
+			t.Errorf("%q: half applied: %+v", body, c)
+		}
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.check(); err == nil || !strings.Contains(err.Error(), "--vassals") {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{VassalsDir: "/nonexistent-vassals", ControlPath: "/tmp/x.sock"}); err == nil || !strings.Contains(err.Error(), "/nonexistent-vassals") {
+		t.Fatal(err)
+	}
+	f := writeFile(t, t.TempDir(), "plain", "")
+	if _, err := New(Config{VassalsDir: f, ControlPath: "/tmp/x.sock"}); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatal(err)
+	}
+}
+
+func TestIsVassalFile(t *testing.T) {
+	for name, want := range map[string]bool{
+		"app.ini": true, "a.b.ini": true,
+		".app.ini": false, ".app.ini.swp": false, "app.ini~": false, "#app.ini#": false, ".#app.ini": false,
+		"4913": false, "app.ini.swp": false, "app.yaml": false, ".ini": false, "app.INI": false,
+	} {
+		if isVassalFile(name) != want {
+			t.Errorf("isVassalFile(%q) = %v", name, !want)
+		}
+	}
+	if VassalName("/x/y/app.ini") != "app" || VassalName("a.b.ini") != "a.b" {
+		t.Fatal(VassalName("/x/y/app.ini"))
+	}
+}
+
+func TestFileStateChange(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "a.ini", "[uwsgi]\n")
+	fi, _ := os.Stat(p)
+	a := statOf(fi)
+	if !a.sameStat(statOf(fi)) || a.changed(a) {
+		t.Fatal("a file differs from itself")
+	}
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(p, later, later)
+	fi, _ = os.Stat(p)
+	b := statOf(fi)
+	if a.sameStat(b) || !a.changed(b) {
+		t.Fatal("a touch is not a change")
+	}
+	c := b
+	c.sum[0]++
+	if !b.changed(c) {
+		t.Fatal("new content with the same mtime is not a change")
+	}
+}
+
+func TestCheckVassal(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.ini", "[uwsgi]\nplugin = python3\nattach-daemon = sleep 1\n")
+	v, err := LoadVassal(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Name != "good" || len(v.Spec.Daemons) != 1 || len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0].String(), good+":2: warning: plugin") {
+		t.Fatalf("%+v", v)
+	}
+	cases := map[string]string{
+		"[uwsgi]\nattach-deamon = x\n":                                       ":2: unknown option",
+		"[uwsgi]\nuid = no-such-user-here\n":                                 ":2: uid no-such-user-here",
+		"[uwsgi]\nadd-gid = root\nadd-gid = no-such-group-here\n":            ":3: add-gid no-such-group-here",
+		"[uwsgi]\nif-reload =\nattach-deamon = x\nendif =\n":                 ":3: unknown option", // only the reload view has it
+		"[uwsgi]\nif-not-reload =\nattach-daemon = x\n":                      ":2: if-not-reload opened here is never closed",
+		"[uwsgi]\nwsgi-file = app.py\n":                                      "attach-daemon",
+		"[uwsgi]\nemperor-throttle = 1\n":                                    "emperor",
+		"[uwsgi]\nhook-as-root = frobnicate:x\n":                             ":2:",
+		"[uwsgi]\nmount-as-root = proc none /proc nosuchflag\n":              ":2:",
+		"[uwsgi]\npivot_root = relative\n":                                   ":2:",
+		"[uwsgi]\nmountpoint-check-timeout = forever\n":                      ":2:",
+		"[uwsgi]\nattach-daemon = %(nothing-set)\n":                          ":2:",
+		"[uwsgi]\n" + strings.Repeat("x", vassalfile.MaxFileSize) + "\n":     "limit",
+		"[uwsgi]\nfor-times = 1000000000\nattach-daemon = sleep\nendfor =\n": ":2:",
+	}
+	for body, want := range cases {
+		p := writeFile(t, dir, "bad.ini", body)
+		_, err := LoadVassal(p)
+		var errs vassalfile.Errors
+		if !errors.As(err, &errs) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%.60q: %v, want %q", body, err, want)
+		}
+	}
+	if _, err := LoadVassal(filepath.Join(dir, "missing.ini")); err == nil || !strings.Contains(err.Error(), "missing.ini") {
+		t.Fatal(err)
+	}
+}
