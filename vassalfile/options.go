@@ -253,7 +253,7 @@ func init() {
 			Doc:   "[ADDR]:PORT bound by the vassal as root before the privilege drop and kept open across reloads. Attached daemons inherit the sockets as fds 3, 4, ... with LISTEN_FDS set, so requests queue instead of failing while a daemon restarts.",
 			UWSGI: "uWSGI only shares them with its own workers; here any daemon can use them (LISTEN_PID is not set, since the daemon runs under /bin/sh)."},
 		&Option{Name: "reload-mercy", Scope: ScopeVassal | ScopeEmperor, Kind: KindSeconds, Default: "30",
-			Doc:   "How long a vassal (and, in a vassal, its daemons) get after SIGTERM before SIGKILL, on stop and on reload.",
+			Doc:   "How long a vassal's daemons get after SIGTERM before SIGKILL, on stop and on reload. The emperor SIGKILLs a stopping vassal's PID 1 (and so its namespace) 2 s after that, which leaves time for the as-user-atexit hooks.",
 			UWSGI: "Also accepts Go durations (500ms)."},
 		&Option{Name: "unshare", Scope: ScopeVassal, Kind: KindString, Restart: true, Validate: validateClone,
 			Default: "(none)",
