@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,5 +101,44 @@ func TestExamplesCheck(t *testing.T) {
 				t.Errorf("%s", d)
 			}
 		}
+	}
+}
+
+// emperor reload talks to the control socket and says how many vassals it
+// reached; a refusal is an error with the emperor's reason.
+func TestReloadCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn := control.NewConn(c)
+			var req control.Request
+			conn.Recv(&req)
+			if req.Name == "nosuch" {
+				conn.Send(control.Response{Error: `no vassal named "nosuch"`})
+			} else {
+				conn.Send(control.Response{OK: true, Reloaded: 3})
+			}
+			c.Close()
+		}
+	}()
+	var out bytes.Buffer
+	root := newRoot(&out, &out)
+	root.SetArgs([]string{"reload", "--control", path})
+	if err := root.Execute(); err != nil || !strings.Contains(out.String(), "reloading 3 vassal(s)") {
+		t.Fatalf("%v %q", err, out.String())
+	}
+	root = newRoot(&out, &out)
+	root.SetArgs([]string{"reload", "nosuch", "--control", path})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), `no vassal named "nosuch"`) {
+		t.Fatal(err)
 	}
 }
