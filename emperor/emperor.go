@@ -99,22 +99,28 @@ func (e *Emperor) Run(ctx context.Context) error {
 	e.log.Info("emperor started", "vassals", e.dir, "pid", os.Getpid(), "namespaces", e.cfg.Namespaces.String(), "control", e.cfg.ControlPath, "rescan", e.cfg.Rescan)
 	tick := time.NewTicker(e.cfg.Rescan)
 	defer tick.Stop()
+	events, errs := w.Events, w.Errors
 	for {
 		select {
 		case <-ctx.Done():
 			e.shutdown()
 			return nil
-		case ev, ok := <-w.Events:
-			if ok {
-				e.event(ev)
+		case ev, ok := <-events:
+			if !ok {
+				e.log.Error("inotify stopped; relying on the rescan", "rescan", e.cfg.Rescan)
+				events = nil
+				continue
 			}
-		case err, ok := <-w.Errors:
-			if ok {
-				// An overflowed inotify queue lost events: rescan now
-				// rather than at the next tick.
-				e.log.Warn("inotify", "err", err)
-				e.rescan()
+			e.event(ev)
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
 			}
+			// An overflowed inotify queue lost events: rescan now rather
+			// than at the next tick.
+			e.log.Warn("inotify", "err", err)
+			e.rescan()
 		case name := <-e.settled:
 			if p := e.settling[name]; p != nil {
 				p.timer.Stop()

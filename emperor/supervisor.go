@@ -200,19 +200,7 @@ func (s *supervisor) update(v *Loaded) {
 	}
 	s.good = v
 	s.setStatus(func(st *control.VassalStatus) { st.File = v.Path; st.ConfigError = "" })
-	switch {
-	case s.proc == nil:
-		// New, failed-config or in backoff: an operator wrote the file,
-		// so try at once.
-		s.backoff.reset()
-		s.start()
-	case s.stopping:
-		// The next start uses the new file.
-	case !s.ready:
-		s.pendingReload = true
-	default:
-		s.reloadInPlace()
-	}
+	s.reload()
 }
 
 // broken takes an invalid file. A running vassal keeps running on its last
@@ -230,6 +218,10 @@ func (s *supervisor) broken(err error) {
 	}
 }
 
+// reload applies the current good file: in place when the vassal runs, at
+// once (and with the backoff reset) when it is new, in backoff or
+// failed-config, since an operator asked; after the current start or stop
+// otherwise.
 func (s *supervisor) reload() {
 	switch {
 	case s.good == nil:
@@ -237,6 +229,7 @@ func (s *supervisor) reload() {
 		s.backoff.reset()
 		s.start()
 	case s.stopping:
+		// The next start uses the current file.
 	case !s.ready:
 		s.pendingReload = true
 	default:
