@@ -178,8 +178,15 @@ func (hs *httpService) report() {
 	_ = hs.v.conn.Send(control.Message{Type: control.MsgMounts, Mounts: ms})
 }
 
+// finiWait bounds how long a stopping vassal waits for glfs_fini. libgfapi
+// tears its event threads down on timers and takes about 6 s here; PID 1 is
+// about to exit, which closes the brick connections anyway, and the file
+// server only ever reads (no write to flush, no lock to release), so the
+// exit need not wait for that.
+const finiWait = time.Second
+
 // stop closes the listeners, lets in-flight requests finish within mercy,
-// then closes the volumes.
+// then closes the volumes, in parallel and waiting at most finiWait.
 func (hs *httpService) stop(mercy time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), mercy)
 	defer cancel()
@@ -190,9 +197,22 @@ func (hs *httpService) stop(mercy time.Duration) {
 	}
 	wg.Wait()
 	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	for _, gc := range hs.glusters {
-		gc.g.Close()
+	glusters := hs.glusters
+	hs.mu.Unlock()
+	closed := make(chan struct{})
+	go func() {
+		var wg sync.WaitGroup
+		for _, gc := range glusters {
+			wg.Add(1)
+			go func() { defer wg.Done(); gc.g.Close() }()
+		}
+		wg.Wait()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(finiWait):
+		hs.v.log.Info("glfs_fini still running; exiting without waiting for it", "waited", finiWait)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -55,6 +56,10 @@ type vassal struct {
 
 	http *httpService
 
+	// stopProfile ends the CPU profile (CPUProfileEnv) when the vassal
+	// starts to stop, so that it covers serving and not the teardown.
+	stopProfile func()
+
 	checker     *mountcheck.Checker
 	stopChecker context.CancelFunc
 	mountFail   chan *mountcheck.Failure
@@ -69,11 +74,14 @@ func Main(args []string) int {
 	// daemons inherit that.)
 	runtime.GOMAXPROCS(1)
 	base := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	stopProfile := func() {}
 	if path := os.Getenv(CPUProfileEnv); path != "" {
 		if stop, err := startCPUProfile(path); err != nil {
 			base.Warn("no CPU profile", "path", path, "err", err)
 		} else {
-			defer stop()
+			var once sync.Once
+			stopProfile = func() { once.Do(stop) }
+			defer stopProfile()
 		}
 	}
 	// Before anything else: keep every mount we make out of the host.
@@ -107,7 +115,7 @@ func Main(args []string) int {
 		return 1
 	}
 	v := &vassal{
-		name: start.Name, path: start.Path, conn: conn, mercy: start.Mercy,
+		name: start.Name, path: start.Path, conn: conn, mercy: start.Mercy, stopProfile: stopProfile,
 		log:       base.With("vassal", start.Name),
 		pidNS:     os.Getpid() == 1,
 		mountNS:   start.MountNamespace,
@@ -460,6 +468,7 @@ func (v *vassal) reload(content []byte) (int, bool) {
 
 // shutdown stops every daemon with mercy, then anything left.
 func (v *vassal) shutdown() {
+	v.stopProfile()
 	if v.stopChecker != nil {
 		v.stopChecker()
 	}
