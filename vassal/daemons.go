@@ -36,7 +36,8 @@ type proc struct {
 	sockets []*os.File
 }
 
-// startShell starts cmd under /bin/sh -c with output logged line by line.
+// startShell starts cmd as /bin/sh -c would (see commandArgv), with output
+// logged line by line.
 func (p *proc) startShell(cmd string, log *slog.Logger) (int, <-chan unix.WaitStatus, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -62,7 +63,8 @@ func (p *proc) startShell(cmd string, log *slog.Logger) (int, <-chan unix.WaitSt
 		Files: files,
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
-	pid, ch, err := p.reaper.Start([]string{"/bin/sh", "-c", cmd}, attr)
+	path, argv := commandArgv(cmd, env, p.dir)
+	pid, ch, err := p.reaper.Start(path, argv, attr)
 	w.Close()
 	devnull.Close()
 	if err != nil {

@@ -78,12 +78,12 @@ func (r *Reaper) Subscribe() <-chan int {
 	return ch
 }
 
-// Start forks and execs argv and returns its pid and a channel that gets
-// its wait status exactly once.
-func (r *Reaper) Start(argv []string, attr *syscall.ProcAttr) (int, <-chan unix.WaitStatus, error) {
+// Start forks and execs path with argv and returns its pid and a channel
+// that gets its wait status exactly once.
+func (r *Reaper) Start(path string, argv []string, attr *syscall.ProcAttr) (int, <-chan unix.WaitStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	pid, err := syscall.ForkExec(argv[0], argv, attr)
+	pid, err := syscall.ForkExec(path, argv, attr)
 	if err != nil {
 		return 0, nil, &ExecError{Argv: argv, Err: err}
 	}

@@ -51,7 +51,7 @@ func TestReaperDeliversStatusesAndReapsOrphans(t *testing.T) {
 	var all []started
 	for code := 0; code < 20; code++ {
 		// each child leaves an orphan behind that exits later
-		_, ch, err := r.Start([]string{"/bin/sh", "-c", "(sleep 0.05 &); exit " + strconv.Itoa(code)}, attr)
+		_, ch, err := r.Start("/bin/sh", []string{"/bin/sh", "-c", "(sleep 0.05 &); exit " + strconv.Itoa(code)}, attr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ func TestReaperDeliversStatusesAndReapsOrphans(t *testing.T) {
 
 func TestReaperSignalDeath(t *testing.T) {
 	r := sharedReaper()
-	pid, ch, err := r.Start([]string{"/bin/sleep", "100"}, devnullAttr(t))
+	pid, ch, err := r.Start("/bin/sleep", []string{"/bin/sleep", "100"}, devnullAttr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestReaperSignalDeath(t *testing.T) {
 	if !ws.Signaled() || DescribeStatus(ws) != "killed by killed" {
 		t.Fatalf("%s", DescribeStatus(ws))
 	}
-	_, _, err = r.Start([]string{"/nonexistent/binary"}, devnullAttr(t))
+	_, _, err = r.Start("/nonexistent/binary", []string{"/nonexistent/binary"}, devnullAttr(t))
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/binary") {
 		t.Fatalf("%v", err)
 	}
