@@ -15,7 +15,7 @@ import (
 
 // Env is what running a hook needs from the vassal.
 type Env interface {
-	// Exec runs cmd through /bin/sh -c and waits for it. A non-zero exit and
+	// Exec runs cmd as /bin/sh -c would and waits for it. A non-zero exit and
 	// a death by signal are both failures (uWSGI counts a signal death as
 	// success).
 	Exec(ctx context.Context, cmd string) error
