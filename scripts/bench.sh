@@ -34,6 +34,9 @@ LP=$LP WORKDIR=$WORKDIR bash scripts/bench-hung.sh uwsgi 2 15s > "$WORKDIR/hung-
 echo "== static files from GlusterFS (anchors setup.sh + static.sh)" >&2
 ANCHOR_COPY=$WORKDIR/anchors EMPEROR_BIN=$ROOT/bin/emperor WORKDIR=$WORKDIR bash scripts/bench-static.sh > "$WORKDIR/static.md" 2>"$WORKDIR/static.err" \
   || { echo "(static files benchmark failed: $(tail -3 "$WORKDIR/static.err"))" > "$WORKDIR/static.md"; }
+echo "== where the time goes at $SCALE vassals" >&2
+N=$SCALE EMPEROR_BIN=$ROOT/bin/emperor bash scripts/bench-burst.sh > "$WORKDIR/burst.md" 2>"$WORKDIR/burst.err" \
+  || { echo "(burst profile failed: $(tail -3 "$WORKDIR/burst.err"))" > "$WORKDIR/burst.md"; }
 echo "== Go benchmarks" >&2
 go test -run '^$' -bench . -benchtime 2000x ./vassalfile ./fileserver > "$WORKDIR/gobench.out" 2>&1
 
@@ -102,6 +105,7 @@ echo "| total RSS, emperor + vassals | $(mib "$otot") | $(mib "$utot") | $(ratio
 echo "| PSS per vassal (its PID 1 + its httpd) | ${opss} KiB | ${upss} KiB | $(ratio "$upss" "$opss") |"
 echo "| all files deleted → no process left (ms) | $odown | $udown | $(ratio "$udown" "$odown") |"
 echo
+cat "$WORKDIR/burst.md"
 echo "### Targets"
 echo
 echo "| target | figure | |"
