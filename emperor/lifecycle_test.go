@@ -347,3 +347,29 @@ func TestRunOne(t *testing.T) {
 		t.Fatal("no error for a missing file")
 	}
 }
+
+// A vassal directory that goes away (an unmounted share) is not "every file
+// deleted": the vassals keep running, and when it is back nothing restarts.
+func TestMissingDirectoryKeepsVassals(t *testing.T) {
+	te := startTest(t)
+	te.install("keep", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
+	v := te.waitState(t, "keep", StateRunning)
+	aside := te.dir + ".aside"
+	if err := os.Rename(te.dir, aside); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "a rescan that cannot read the directory", func() bool {
+		return strings.Contains(te.log.String(), "cannot read the vassal directory")
+	})
+	if n, ok := te.get("keep"); !ok || n.PID != v.PID || n.State != StateRunning {
+		t.Fatalf("the vassal was touched: %+v", n)
+	}
+	os.Rename(aside, te.dir)
+	// Watched again, and a change is seen through inotify as before.
+	time.Sleep(500 * time.Millisecond)
+	te.install("more", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
+	te.waitState(t, "more", StateRunning)
+	if n, _ := te.get("keep"); n.PID != v.PID {
+		t.Fatal("the vassal was restarted")
+	}
+}
