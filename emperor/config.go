@@ -114,13 +114,9 @@ func (c *Config) apply(e vassalfile.Entry) error {
 	return err
 }
 
-func (c *Config) check() error {
-	if c.VassalsDir == "" {
-		return fmt.Errorf("no vassal directory: give --vassals DIR or emperor = DIR in --config")
-	}
-	if c.ControlPath == "" {
-		return fmt.Errorf("no control socket path (--control)")
-	}
+// normalize fills what a Config built by hand (not by DefaultConfig) may
+// have left zero.
+func (c *Config) normalize() {
 	if c.Rescan <= 0 {
 		c.Rescan = 3 * time.Second
 	}
@@ -132,6 +128,17 @@ func (c *Config) check() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+}
+
+// check is what the daemon needs on top: a directory and a control socket.
+func (c *Config) check() error {
+	c.normalize()
+	if c.VassalsDir == "" {
+		return fmt.Errorf("no vassal directory: give --vassals DIR or emperor = DIR in --config")
+	}
+	if c.ControlPath == "" {
+		return fmt.Errorf("no control socket path (--control)")
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/control"
+	"github.com/emperor-dev/emperor/vassalfile"
 	"github.com/fsnotify/fsnotify"
 )
 
@@ -159,7 +160,7 @@ func (e *Emperor) event(ev fsnotify.Event) {
 	if filepath.Dir(ev.Name) != e.dir || !isVassalFile(base) {
 		return
 	}
-	name := VassalName(base)
+	name := vassalfile.NameOf(base)
 	now := time.Now()
 	if p := e.settling[name]; p != nil {
 		p.timer.Reset(max(0, min(settleDelay, p.first.Add(settleMax).Sub(now))))
@@ -189,7 +190,7 @@ func (e *Emperor) rescan() {
 	present := map[string]bool{}
 	for _, ent := range ents {
 		if isVassalFile(ent.Name()) {
-			name := VassalName(ent.Name())
+			name := vassalfile.NameOf(ent.Name())
 			present[name] = true
 			e.sync(name)
 		}
@@ -231,7 +232,7 @@ func (e *Emperor) sync(name string) {
 	if sup != nil && known && old.sameStat(st) {
 		return
 	}
-	content, rerr := readVassalFile(path)
+	content, rerr := vassalfile.ReadFile(path)
 	st.sum = sha256.Sum256(content)
 	if sup != nil && known && rerr == nil && !old.changed(st) {
 		e.files[name] = st

@@ -2,11 +2,6 @@ package emperor
 
 import (
 	"errors"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/emperor-dev/emperor/vassal"
 	"github.com/emperor-dev/emperor/vassalfile"
@@ -24,37 +19,14 @@ type Loaded struct {
 	Warnings []vassalfile.Diag
 }
 
-// VassalName is the vassal's name for a file: its base name without .ini.
-func VassalName(path string) string {
-	return strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-}
-
 // LoadVassal reads path and validates it. The error is a vassalfile.Errors
 // with one file:line diagnostic per problem.
 func LoadVassal(path string) (*Loaded, error) {
-	content, err := readVassalFile(path)
+	content, err := vassalfile.ReadFile(path)
 	if err != nil {
 		return nil, vassalfile.Errors{{File: path, Message: err.Error()}}
 	}
 	return CheckVassal(path, content)
-}
-
-// readVassalFile reads at most the parser's size limit (plus one byte, to
-// tell an oversized file), so a huge file cannot exhaust the emperor.
-func readVassalFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, vassalfile.MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > vassalfile.MaxFileSize {
-		return nil, fmt.Errorf("file is over the %d byte limit", vassalfile.MaxFileSize)
-	}
-	return b, nil
 }
 
 // CheckVassal validates content as the vassal file at path: parsed for a
@@ -80,7 +52,7 @@ func CheckVassal(path string, content []byte) (*Loaded, error) {
 	if _, err := vassalfile.Decode(rf); err != nil {
 		return nil, err
 	}
-	return &Loaded{Name: VassalName(path), Path: path, Content: content, File: f, Spec: spec, Warnings: f.Warnings}, nil
+	return &Loaded{Name: vassalfile.NameOf(path), Path: path, Content: content, File: f, Spec: spec, Warnings: f.Warnings}, nil
 }
 
 // credsDiag places a credentials error on the line of the option it names

@@ -21,7 +21,6 @@ const sendTimeout = 10 * time.Second
 // and two goroutines parked in the netpoller that turn them into events.
 type process struct {
 	pid     int
-	ns      vassalfile.Namespaces
 	started time.Time
 	pidfd   *os.File
 	ctl     *os.File
@@ -73,7 +72,7 @@ func startProcess(exe, name string, ns vassalfile.Namespaces) (*process, error) 
 		return nil, err
 	}
 	p := &process{
-		pid: pid, ns: ns, started: time.Now(), pidfd: pf, ctl: ours, conn: control.NewConn(ours),
+		pid: pid, started: time.Now(), pidfd: pf, ctl: ours, conn: control.NewConn(ours),
 		msgs: make(chan control.Message, 4), exit: make(chan exitResult, 1), gone: make(chan struct{}),
 	}
 	go p.read()

@@ -13,10 +13,7 @@ import (
 // why when the vassal dies: it is not restarted, so its failure stays on
 // screen.
 func RunOne(ctx context.Context, cfg Config, path string, reload <-chan struct{}) error {
-	cfg.VassalsDir = "-"
-	if err := cfg.check(); err != nil {
-		return err
-	}
+	cfg.normalize()
 	v, err := LoadVassal(path)
 	if err != nil {
 		return err

@@ -72,13 +72,12 @@ type supervisor struct {
 	good          *Loaded // the last valid file
 	proc          *process
 	msgsClosed    bool
-	ready         bool
-	readyAt       time.Time
-	fatal         string // what the current process said before dying
-	pendingReload bool   // a reload asked for before the vassal was ready
-	stopping      bool   // SIGTERM sent to the current process
-	final         bool   // stopped for good once the process is gone
-	restartReason string // start again at once when the process is gone
+	readyAt       time.Time // zero until the current process is ready
+	fatal         string    // what the current process said before dying
+	pendingReload bool      // a reload asked for before the vassal was ready
+	stopping      bool      // SIGTERM sent to the current process
+	final         bool      // stopped for good once the process is gone
+	restartReason string    // start again at once when the process is gone
 	backoff       backoff
 	retry         *time.Timer
 	kill          *time.Timer
@@ -230,7 +229,7 @@ func (s *supervisor) reload() {
 		s.start()
 	case s.stopping:
 		// The next start uses the current file.
-	case !s.ready:
+	case s.readyAt.IsZero():
 		s.pendingReload = true
 	default:
 		s.reloadInPlace()
@@ -259,7 +258,7 @@ func (s *supervisor) start() {
 	s.stopRetry()
 	v := s.good
 	ns := s.cfg.Namespaces | v.Spec.Unshare
-	s.ready, s.readyAt, s.fatal, s.pendingReload, s.stopping = false, time.Time{}, "", false, false
+	s.readyAt, s.fatal, s.pendingReload, s.stopping = time.Time{}, "", false, false
 	p, err := startProcess(s.exe, s.name, ns)
 	if err != nil {
 		s.log.Error("vassal spawn failed", "err", err)
@@ -312,7 +311,7 @@ func (s *supervisor) message(m control.Message) {
 		}
 		now := time.Now()
 		if !m.Reload {
-			s.ready, s.readyAt = true, now
+			s.readyAt = now
 			s.setStatus(func(st *control.VassalStatus) { st.State, st.ReadyAt = StateRunning, now })
 			s.log.Info("vassal ready", "pid", s.proc.pid, "startup", now.Sub(s.proc.started).Round(time.Millisecond))
 		} else {

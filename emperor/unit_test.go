@@ -125,8 +125,8 @@ func TestIsVassalFile(t *testing.T) {
 			t.Errorf("isVassalFile(%q) = %v", name, !want)
 		}
 	}
-	if VassalName("/x/y/app.ini") != "app" || VassalName("a.b.ini") != "a.b" {
-		t.Fatal(VassalName("/x/y/app.ini"))
+	if vassalfile.NameOf("/x/y/app.ini") != "app" || vassalfile.NameOf("a.b.ini") != "a.b" {
+		t.Fatal(vassalfile.NameOf("/x/y/app.ini"))
 	}
 }
 

@@ -2,6 +2,7 @@ package vassalfile
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -91,18 +92,36 @@ func (o *ParseOptions) fill() {
 
 // ParseFile reads and parses path.
 func ParseFile(path string, o ParseOptions) (*File, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, Errors{{File: path, Message: err.Error()}}
-	}
-	if st.Size() > MaxFileSize {
-		return nil, Errors{{File: path, Message: fmt.Sprintf("file is %d bytes, over the %d byte limit", st.Size(), MaxFileSize)}}
-	}
-	src, err := os.ReadFile(path)
+	src, err := ReadFile(path)
 	if err != nil {
 		return nil, Errors{{File: path, Message: err.Error()}}
 	}
 	return Parse(path, src, o)
+}
+
+// ReadFile reads a vassal or emperor file, at most MaxFileSize bytes. It
+// reads through a limit rather than trusting a stat, so a file that grows
+// while it is read cannot get past the limit either.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("file is over the %d byte limit", MaxFileSize)
+	}
+	return b, nil
+}
+
+// NameOf is a file's vassal name, %n: its base name without the extension.
+func NameOf(path string) string {
+	base := filepath.Base(path)
+	return strings.TrimSuffix(base, filepath.Ext(base))
 }
 
 type rawLine struct {
@@ -176,17 +195,15 @@ func Parse(path string, src []byte, o ParseOptions) (*File, error) {
 	if err != nil {
 		abs = path
 	}
-	base := filepath.Base(abs)
-	ext := filepath.Ext(base)
-	p := &parser{o: o, path: path, name: strings.TrimSuffix(base, ext), ph: map[string]string{}}
+	p := &parser{o: o, path: path, name: NameOf(abs), ph: map[string]string{}}
 	p.file = &File{Path: path, Name: p.name}
 	dir := filepath.Dir(abs)
 	p.magic = map[byte]string{
 		'n': p.name,
-		's': base,
+		's': filepath.Base(abs),
 		'p': abs,
 		'd': strings.TrimSuffix(dir, "/") + "/",
-		'e': strings.TrimPrefix(ext, "."),
+		'e': strings.TrimPrefix(filepath.Ext(abs), "."),
 		'c': filepath.Base(dir),
 		'h': o.Hostname,
 		't': strconv.FormatInt(o.Now().Unix(), 10),
