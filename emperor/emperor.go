@@ -147,12 +147,15 @@ func (e *Emperor) watch() {
 		return
 	}
 	e.watching = true
+	e.log.Info("watching the vassal directory", "dir", e.dir)
 }
 
 func (e *Emperor) event(ev fsnotify.Event) {
 	if filepath.Clean(ev.Name) == e.dir {
 		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 			e.watching = false
+			_ = e.watcher.Remove(e.dir)
+			e.log.Warn("the vassal directory went away; the vassals are left as they are", "dir", e.dir)
 		}
 		return
 	}
@@ -163,7 +166,7 @@ func (e *Emperor) event(ev fsnotify.Event) {
 	name := vassalfile.NameOf(base)
 	now := time.Now()
 	if p := e.settling[name]; p != nil {
-		p.timer.Reset(max(0, min(settleDelay, p.first.Add(settleMax).Sub(now))))
+		p.timer.Reset(settleWait(p.first, now))
 		return
 	}
 	e.settling[name] = &settling{first: now, timer: time.AfterFunc(settleDelay, func() {

@@ -349,13 +349,14 @@ func TestRunOne(t *testing.T) {
 }
 
 // A vassal directory that goes away (an unmounted share) is not "every file
-// deleted": the vassals keep running, and when it is back nothing restarts.
+// deleted": the vassals keep running. A directory created again at the path
+// is watched again, and its files are taken as they are: nothing restarts.
 func TestMissingDirectoryKeepsVassals(t *testing.T) {
 	te := startTest(t)
-	te.install("keep", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
+	p := te.install("keep", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
 	v := te.waitState(t, "keep", StateRunning)
-	aside := te.dir + ".aside"
-	if err := os.Rename(te.dir, aside); err != nil {
+	aside := t.TempDir()
+	if err := os.Rename(te.dir, filepath.Join(aside, "old")); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 5*time.Second, "a rescan that cannot read the directory", func() bool {
@@ -364,12 +365,54 @@ func TestMissingDirectoryKeepsVassals(t *testing.T) {
 	if n, ok := te.get("keep"); !ok || n.PID != v.PID || n.State != StateRunning {
 		t.Fatalf("the vassal was touched: %+v", n)
 	}
-	os.Rename(aside, te.dir)
-	// Watched again, and a change is seen through inotify as before.
-	time.Sleep(500 * time.Millisecond)
+	// A new directory at the path, with the same file moved into it.
+	os.Mkdir(te.dir, 0o755)
+	os.Rename(filepath.Join(aside, "old", "keep.ini"), p)
+	waitUntil(t, 5*time.Second, "inotify armed again", func() bool {
+		return strings.Count(te.log.String(), `msg="watching the vassal directory"`) == 2
+	})
 	te.install("more", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
 	te.waitState(t, "more", StateRunning)
-	if n, _ := te.get("keep"); n.PID != v.PID {
-		t.Fatal("the vassal was restarted")
+	if n, _ := te.get("keep"); n.PID != v.PID || strings.Contains(te.log.String(), `msg="reloading vassal in place" vassal=keep`) {
+		t.Fatalf("the vassal was restarted or reloaded: %+v", n)
+	}
+}
+
+// A reload asked for while the vassal is still starting (its hooks run) is
+// applied once it is ready, with the same PID 1.
+func TestReloadWhileStarting(t *testing.T) {
+	te := startTest(t)
+	p := te.install("slow", "[uwsgi]\nexec-asap = sleep 0.5\nattach-daemon = exec sleep 1000\n")
+	v := te.waitState(t, "slow", StateStarting)
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(p, later, later)
+	waitUntil(t, 10*time.Second, "the reload after ready", func() bool {
+		return strings.Contains(te.log.String(), `msg="reload applied" vassal=slow`)
+	})
+	log := te.log.String()
+	if strings.Index(log, `msg="vassal ready" vassal=slow`) > strings.Index(log, `msg="reloading vassal in place" vassal=slow`) {
+		t.Fatal("the reload was sent before the vassal was ready")
+	}
+	if n := te.waitState(t, "slow", StateRunning); n.PID != v.PID || n.Restarts != 0 {
+		t.Fatalf("%+v -> %+v", v, n)
+	}
+}
+
+// A vassal in backoff whose file breaks is not failed-config: it restarts on
+// its last good file, and status says the file is broken.
+func TestBackoffRestartsOnLastGoodFile(t *testing.T) {
+	te := startTest(t)
+	dir := t.TempDir()
+	te.install("b", fmt.Sprintf("[uwsgi]\nchdir = %s/missing\nattach-daemon = exec sleep 1000\n", dir))
+	waitUntil(t, 10*time.Second, "a restart", func() bool { v, _ := te.get("b"); return v.Restarts >= 1 })
+	te.install("b", "[uwsgi]\nattach-deamon = typo\n")
+	waitUntil(t, 5*time.Second, "the config error", func() bool { v, _ := te.get("b"); return v.ConfigError != "" })
+	if v, _ := te.get("b"); v.State == StateFailedConfig {
+		t.Fatalf("%+v", v)
+	}
+	os.Mkdir(filepath.Join(dir, "missing"), 0o755)
+	v := te.waitState(t, "b", StateRunning)
+	if !strings.Contains(v.ConfigError, ":2: unknown option") {
+		t.Fatalf("%+v", v)
 	}
 }

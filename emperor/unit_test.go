@@ -190,3 +190,18 @@ func TestCheckVassal(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSettleWait(t *testing.T) {
+	t0 := time.Now()
+	for after, want := range map[time.Duration]time.Duration{
+		0:                      settleDelay, // the first event
+		50 * time.Millisecond:  settleDelay, // a file still being written
+		95 * time.Millisecond:  5 * time.Millisecond,
+		100 * time.Millisecond: 0, // written for longer than settleMax: read it now
+		time.Second:            0,
+	} {
+		if got := settleWait(t0, t0.Add(after)); got != want {
+			t.Errorf("event %v after the first: wait %v, want %v", after, got, want)
+		}
+	}
+}

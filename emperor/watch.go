@@ -19,6 +19,12 @@ const (
 	settleMax   = 100 * time.Millisecond
 )
 
+// settleWait is how long to wait, after an event at now, before reading a
+// file whose first unread event came at first.
+func settleWait(first, now time.Time) time.Duration {
+	return max(0, min(settleDelay, first.Add(settleMax).Sub(now)))
+}
+
 // isVassalFile says whether a directory entry is a vassal file: *.ini, not
 // a dotfile. That leaves out editors' temporary and backup files (.x.swp,
 // x.ini~, #x.ini#, .#x.ini, vim's 4913) and the dotfile-then-rename idiom's

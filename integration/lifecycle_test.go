@@ -321,6 +321,8 @@ func TestSignals(t *testing.T) {
 func TestHundredVassals(t *testing.T) {
 	e := startEmperor(t)
 	const n = 100
+	emp := e.cmd.Process.Pid
+	fds0, thr0 := fdCount(emp), threadCount(emp)
 	for i := 0; i < n; i++ {
 		e.install(fmt.Sprintf("h%03d", i), "[uwsgi]\nattach-daemon = exec sleep 1000\n")
 	}
@@ -333,6 +335,16 @@ func TestHundredVassals(t *testing.T) {
 		}
 		return running == n
 	})
+	// What docs/emperor.md promises: two fds (control socket, pidfd) and
+	// no thread per vassal, whose waits park in the netpoller.
+	fds1, thr1 := fdCount(emp), threadCount(emp)
+	t.Logf("emperor with %d vassals: fds %d -> %d, threads %d -> %d", n, fds0, fds1, thr0, thr1)
+	if fds1-fds0 > 2*n+8 {
+		t.Fatalf("emperor fds %d -> %d for %d vassals: more than 2 each", fds0, fds1, n)
+	}
+	if thr1-thr0 > 12 {
+		t.Fatalf("emperor threads %d -> %d for %d vassals: threads grow with vassals", thr0, thr1, n)
+	}
 	var nss []string
 	for _, v := range e.status() {
 		nss = append(nss, pidNamespace(v.PID))
@@ -418,5 +430,26 @@ func TestSmartAttachDaemon(t *testing.T) {
 	})
 	if n, _ := e.vassal("smart"); n.PID != v.PID {
 		t.Fatal("PID 1 changed")
+	}
+}
+
+// A vassal wedged while stopping (its as-user-atexit hook hangs) is SIGKILLed
+// by the emperor after reload-mercy and its grace, and its namespace goes
+// with it.
+func TestWedgedStopIsKilled(t *testing.T) {
+	e := startEmperor(t)
+	path := e.install("wedged", "[uwsgi]\nreload-mercy = 1\nattach-daemon = exec sleep 1000\nexec-as-user-atexit = sleep 100\n")
+	v := e.waitState("wedged", "running", 5*time.Second)
+	ns := pidNamespace(v.PID)
+	os.Remove(path)
+	waitFor(t, 15*time.Second, "the vassal to leave the table", func() bool {
+		_, ok := e.vassal("wedged")
+		return !ok
+	})
+	waitFor(t, 2*time.Second, "the SIGKILL in the log", func() bool {
+		return strings.Contains(e.log.String(), `msg="vassal still running after reload-mercy: SIGKILL" vassal=wedged`)
+	})
+	if left := procsInNamespace(ns); len(left) != 0 {
+		t.Fatalf("left in the namespace: %v", left)
 	}
 }
