@@ -115,37 +115,38 @@ func (f *forker) forkExec(argv []string, attr *syscall.ProcAttr) (int, error) {
 // reaching vassals directly: the emperor stops them in order, with mercy.
 // PidFD gives us a handle that cannot be confused with a recycled PID, for
 // signals and for the exit wait.
-func vassalAttr(ns vassalfile.Namespaces, control *os.File, pidfd *int) *syscall.ProcAttr {
+func vassalAttr(ns vassalfile.Namespaces, control *os.File, pidfd *int) (*syscall.ProcAttr, error) {
+	null, err := devNull()
+	if err != nil {
+		return nil, err
+	}
 	return &syscall.ProcAttr{
 		Env: os.Environ(),
 		// stdin is /dev/null; stdout and stderr are the emperor's log, so
 		// a vassal's lines (each with vassal=NAME) interleave with ours.
-		Files: []uintptr{devNull().Fd(), 1, 2, control.Fd()},
+		Files: []uintptr{null.Fd(), 1, 2, control.Fd()},
 		Sys: &syscall.SysProcAttr{
 			Cloneflags: ns.CloneFlags(),
 			Pdeathsig:  syscall.SIGKILL,
 			Setpgid:    true,
 			PidFD:      pidfd,
 		},
-	}
+	}, nil
 }
 
 var (
 	devNullOnce sync.Once
 	devNullFile *os.File
+	devNullErr  error
 )
 
 // devNull is one read-only /dev/null shared by every spawn (fd 0 of each
 // vassal), opened close-on-exec.
-func devNull() *os.File {
+func devNull() (*os.File, error) {
 	devNullOnce.Do(func() {
-		f, err := os.Open(os.DevNull)
-		if err != nil {
-			panic(fmt.Sprintf("open %s: %v", os.DevNull, err))
-		}
-		devNullFile = f
+		devNullFile, devNullErr = os.Open(os.DevNull)
 	})
-	return devNullFile
+	return devNullFile, devNullErr
 }
 
 // pidfdFile wraps a pidfd so that its exit wait parks in the netpoller: a

@@ -48,7 +48,13 @@ func startProcess(exe, name string, ns vassalfile.Namespaces) (*process, error) 
 	}
 	pidfd := -1
 	argv := []string{exe, vassal.InitCommand, ns.String(), name}
-	pid, err := theForker().forkExec(argv, vassalAttr(ns, theirs, &pidfd))
+	attr, err := vassalAttr(ns, theirs, &pidfd)
+	if err != nil {
+		ours.Close()
+		theirs.Close()
+		return nil, &SpawnError{Path: exe, Namespaces: ns.String(), Err: err}
+	}
+	pid, err := theForker().forkExec(argv, attr)
 	theirs.Close()
 	if err != nil {
 		ours.Close()
