@@ -453,3 +453,29 @@ func TestWedgedStopIsKilled(t *testing.T) {
 		t.Fatalf("left in the namespace: %v", left)
 	}
 }
+
+// Without namespaces there is no kernel to take a vassal's processes down
+// when the emperor is SIGKILLed: PID 1 dies by its parent-death signal and
+// passes one on to each daemon it started.
+func TestEmperorSIGKILLWithoutNamespaces(t *testing.T) {
+	e := startEmperor(t, "emperor-use-clone = none")
+	e.install("plain", "[uwsgi]\nattach-daemon = exec sleep 1000\nattach-daemon = sleep 1000\n")
+	v := e.waitState("plain", "running", 5*time.Second)
+	var procs []procInfo
+	waitFor(t, 5*time.Second, "two daemons", func() bool { procs = descendants(v.PID); return len(procs) == 2 })
+	t.Cleanup(func() { // if the test fails, leave nothing behind
+		for _, p := range procs {
+			syscall.Kill(p.pid, syscall.SIGKILL)
+		}
+	})
+	e.cmd.Process.Kill()
+	<-e.exited
+	waitFor(t, 5*time.Second, "PID 1 and its daemons to die", func() bool {
+		for _, p := range append(procs, procInfo{pid: v.PID}) {
+			if q, ok := readProc(p.pid); ok && !strings.HasPrefix(q.state, "Z") {
+				return false
+			}
+		}
+		return true
+	})
+}

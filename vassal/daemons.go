@@ -61,7 +61,13 @@ func (p *proc) startShell(cmd string, log *slog.Logger) (int, <-chan unix.WaitSt
 		Dir:   p.dir,
 		Env:   env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
+		// Pdeathsig: a vassal without a PID namespace (emperor-use-clone
+		// = none) has no kernel to kill its daemons when PID 1 dies by
+		// SIGKILL (the emperor's own death). The signal follows the thread
+		// that forked, and nothing in the vassal locks and retires a
+		// thread, so it fires only when PID 1 dies. It reaches the direct
+		// child only; a PID namespace (the fs,pid default) takes all.
+		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	}
 	path, argv := commandArgv(cmd, env, p.dir)
 	pid, ch, err := p.reaper.Start(path, argv, attr)
