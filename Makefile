@@ -9,6 +9,13 @@ LDFLAGS := -X main.version=$(VERSION)
 DEB_PKGS := busybox-static fuse3 fuse-zip unionfs-fuse curl zip wrk procps \
             glusterfs-server glusterfs-client libglusterfs-dev pkg-config gcc media-types
 
+# Fuzz budgets are counts of executions, not durations: Go 1.26's fuzz
+# coordinator can fail a target with a bare "context deadline exceeded" when
+# a duration runs out (golang/go#75804, fixed in Go 1.27). A count has no
+# deadline to race. These take about 20 s each on 2 cores.
+FUZZ_PARSE_EXECS   ?= 500000x
+FUZZ_REQUEST_EXECS ?= 250000x
+
 .PHONY: all deps build test unit integration fuzz lint demo bench docs clean
 
 all: build
@@ -31,8 +38,8 @@ build:
 test: deps lint
 	$(GO) test -count=1 -timeout 45m ./...
 	$(GO) build -tags nogluster ./... && $(GO) test -count=1 -tags nogluster ./vassalfile ./fileserver
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 20s ./vassalfile
-	$(GO) test -run '^$$' -fuzz FuzzRequest -fuzztime 20s ./fileserver
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZ_PARSE_EXECS) ./vassalfile
+	$(GO) test -run '^$$' -fuzz FuzzRequest -fuzztime $(FUZZ_REQUEST_EXECS) ./fileserver
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
@@ -41,7 +48,8 @@ integration: deps
 	$(GO) test -count=1 -v -timeout 45m ./integration
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 5m ./vassalfile
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10000000x ./vassalfile
+	$(GO) test -run '^$$' -fuzz FuzzRequest -fuzztime 5000000x ./fileserver
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
