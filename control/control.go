@@ -57,15 +57,14 @@ type Message struct {
 
 // Conn is a message stream. Send is safe for concurrent use.
 type Conn struct {
-	mu  sync.Mutex
-	w   io.Writer
-	r   *bufio.Reader
-	raw io.Closer
+	mu sync.Mutex
+	w  io.Writer
+	r  *bufio.Reader
 }
 
-// NewConn wraps rw.
-func NewConn(rw io.ReadWriteCloser) *Conn {
-	return &Conn{w: rw, r: bufio.NewReaderSize(rw, 64<<10), raw: rw}
+// NewConn wraps rw. Closing rw is its owner's business.
+func NewConn(rw io.ReadWriter) *Conn {
+	return &Conn{w: rw, r: bufio.NewReaderSize(rw, 64<<10)}
 }
 
 // Send writes one message.
@@ -115,9 +114,6 @@ func (c *Conn) readLine() ([]byte, error) {
 		}
 	}
 }
-
-// Close closes the stream.
-func (c *Conn) Close() error { return c.raw.Close() }
 
 // Request is one call on the control socket.
 type Request struct {

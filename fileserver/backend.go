@@ -46,8 +46,6 @@ type Backend interface {
 	Stat(ctx context.Context, name string) (Info, error)
 	Open(ctx context.Context, name string) (File, Info, error)
 	ReadDir(ctx context.Context, name string) ([]DirEntry, error)
-	// Kind names the backend in logs and status ("static-map", "glusterfs").
-	Kind() string
 }
 
 // ErrUnavailable means the backend cannot answer now (a volume still

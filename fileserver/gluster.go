@@ -45,7 +45,6 @@ func (c GlusterConfig) Key() string {
 const (
 	StateConnecting = "connecting"
 	StateConnected  = "connected"
-	StateClosed     = "closed"
 )
 
 // Gluster reads a GlusterFS volume through libgfapi.
@@ -82,22 +81,6 @@ func NewGluster(cfg GlusterConfig, log *slog.Logger, onState func(state, detail 
 		firstTry: make(chan struct{})}
 	go g.connect()
 	return g
-}
-
-// Kind implements Backend.
-func (g *Gluster) Kind() string { return "glusterfs" }
-
-// State is connecting, connected or closed.
-func (g *Gluster) State() string {
-	select {
-	case <-g.stop:
-		return StateClosed
-	default:
-	}
-	if g.vol.Load() != nil {
-		return StateConnected
-	}
-	return StateConnecting
 }
 
 func (g *Gluster) connect() {

@@ -36,9 +36,6 @@ func NewLocal(root string, safe []string) (*Local, error) {
 	return &Local{Root: root, Safe: safe, root: f}, nil
 }
 
-// Kind implements Backend.
-func (l *Local) Kind() string { return "static-map" }
-
 // openBeneath opens name relative to the root with openat2(2)
 // RESOLVE_BENEATH: the kernel refuses (EXDEV) any resolution, through ".."
 // or a symlink, that would leave the root, with no window between a check

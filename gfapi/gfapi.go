@@ -227,9 +227,6 @@ func New(volume string) (*Volume, error) {
 	return &Volume{name: volume, fs: fs}, nil
 }
 
-// Name is the volume name.
-func (v *Volume) Name() string { return v.name }
-
 // SetVolfileServer adds a volfile server. Called for every server before
 // Init, libgfapi tries them in turn (uWSGI's plugin called it in a loop
 // around glfs_init and so failed over the wrong way). transport is "tcp"

@@ -42,7 +42,6 @@ type DirEntry struct {
 }
 
 func New(string) (*Volume, error)                          { return nil, ErrNotBuilt }
-func (*Volume) Name() string                               { return "" }
 func (*Volume) SetVolfileServer(string, string, int) error { return ErrNotBuilt }
 func (*Volume) SetVolfile(string) error                    { return ErrNotBuilt }
 func (*Volume) SetLogging(string, int) error               { return ErrNotBuilt }

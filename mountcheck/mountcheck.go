@@ -68,9 +68,6 @@ func (c *Checker) Carry(prev *Checker) {
 	}
 }
 
-// Paths returns the checked paths.
-func (c *Checker) Paths() []string { return c.paths }
-
 // Check checks every path once and returns the first failure.
 func (c *Checker) Check() *Failure {
 	var mounts map[string]bool

@@ -54,11 +54,6 @@ type Spec struct {
 	DisableLogging  bool
 }
 
-// Serves says whether the vassal runs the file server.
-func (s *Spec) Serves() bool {
-	return len(s.HTTPSockets) > 0
-}
-
 // PhaseHooks returns the hooks of phase in run order: hook-<phase> lines
 // first, then mount-, umount- and exec-<phase>, each in file order.
 func (s *Spec) PhaseHooks(phase hooks.Phase) []hooks.Hook {
