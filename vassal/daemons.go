@@ -2,7 +2,6 @@ package vassal
 
 import (
 	"bufio"
-	"errors"
 	"log/slog"
 	"os"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emperor-dev/emperor/procstat"
 	"github.com/emperor-dev/emperor/vassalfile"
 	"golang.org/x/sys/unix"
 )
@@ -304,21 +304,11 @@ func pidfileAlive(path string) (int, bool) {
 	return pid, pidAlive(pid)
 }
 
-// pidAlive is kill(pid, 0), counting a zombie as dead.
+// pidAlive says whether pid exists and is not a zombie (an exited process
+// its parent has not reaped yet is dead for a smart daemon's purposes).
 func pidAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	if err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
+	s, err := procstat.Read(pid)
+	return err == nil && !s.Zombie()
 }
 
 // daemonSet is the running daemons of a vassal.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/emperor-dev/emperor/procstat"
 	"golang.org/x/sys/unix"
 )
 
@@ -128,32 +129,8 @@ func killProcessGroup(pgid int, sig syscall.Signal) {
 
 // childrenOf lists the pids whose parent is pid, read from /proc. Used only
 // by a vassal without its own PID namespace, to find orphans left to it as
-// subreaper.
+// subreaper. An unreadable /proc lists none.
 func childrenOf(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var out []int
-	want := strconv.Itoa(pid)
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 1 && f[1] == want {
-			out = append(out, p)
-		}
-	}
+	out, _ := procstat.Children(pid)
 	return out
 }

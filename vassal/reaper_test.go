@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emperor-dev/emperor/procstat"
 	"golang.org/x/sys/unix"
 )
 
@@ -102,9 +103,7 @@ func TestReaperSignalDeath(t *testing.T) {
 func zombieChildren(pid int) int {
 	n := 0
 	for _, c := range childrenOf(pid) {
-		b, _ := os.ReadFile("/proc/" + strconv.Itoa(c) + "/stat")
-		s := string(b)
-		if i := strings.LastIndexByte(s, ')'); i > 0 && i+2 < len(s) && s[i+2] == 'Z' {
+		if s, err := procstat.Read(c); err == nil && s.Zombie() {
 			n++
 		}
 	}
