@@ -46,7 +46,7 @@ func ParseCloneFlags(v string) (Namespaces, error) {
 			if f == "none" {
 				return 0, fmt.Errorf("none cannot be combined with other namespaces")
 			}
-			return 0, fmt.Errorf("unknown namespace %q (known: fs|mount|mnt|ns, pid, uts, ipc, net, none)", f)
+			return 0, fmt.Errorf("unknown namespace %s (known: fs|mount|mnt|ns, pid, uts, ipc, net, none)", QuoteValue(f))
 		}
 		ns |= bit
 	}

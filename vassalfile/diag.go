@@ -5,7 +5,21 @@ package vassalfile
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
+)
+
+// Limits on what a file's diagnostics may weigh. The emperor puts a file's
+// errors in `emperor status` (one control line) and in its log on every
+// parse, so they must stay small whatever the file holds: a value quoted in a
+// message is cut to MaxQuoted bytes, a message to MaxMessage bytes, and at
+// most MaxErrors errors (and as many warnings) are kept per file, followed by
+// "and N more".
+const (
+	MaxQuoted  = 100
+	MaxMessage = 300
+	MaxErrors  = 10
 )
 
 // Diag is one problem found in a file, always with its position.
@@ -21,20 +35,90 @@ func (d Diag) String() string {
 	if d.Warning {
 		kind = "warning: "
 	}
+	msg := clip(d.Message, MaxMessage)
 	if d.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s%s", d.File, d.Line, kind, d.Message)
+		return fmt.Sprintf("%s:%d: %s%s", d.File, d.Line, kind, msg)
 	}
-	return fmt.Sprintf("%s: %s%s", d.File, kind, d.Message)
+	return fmt.Sprintf("%s: %s%s", d.File, kind, msg)
 }
 
-// Errors is the list of every error found in one file. Parsing goes on after
-// the first error so that `emperor check` reports all of them at once.
+// Errors is the list of errors found in one file. Parsing goes on after
+// the first error so that `emperor check` reports them at once, up to
+// MaxErrors; a last entry then says how many more there were.
 type Errors []Diag
 
+// Error lists at most MaxErrors diagnostics, each cut to MaxMessage bytes,
+// so it is a few KiB whatever the file held.
 func (e Errors) Error() string {
-	parts := make([]string, len(e))
-	for i, d := range e {
-		parts[i] = d.String()
+	n := min(len(e), MaxErrors+1)
+	parts := make([]string, 0, n+1)
+	for _, d := range e[:n] {
+		parts = append(parts, d.String())
+	}
+	if len(e) > n {
+		parts = append(parts, fmt.Sprintf("and %d more", len(e)-n))
 	}
 	return strings.Join(parts, "\n")
+}
+
+// QuoteValue quotes a value for an error message, cut to MaxQuoted bytes
+// with an ellipsis and the full length: a value may be up to 1 MiB after
+// expansion, and a message quotes it whole only when it is short.
+func QuoteValue(v string) string {
+	if len(v) <= MaxQuoted {
+		return strconv.Quote(v)
+	}
+	return strconv.Quote(cutRunes(v, MaxQuoted)) + fmt.Sprintf("… (%d bytes)", len(v))
+}
+
+// clip cuts a message to max bytes, saying how long it was.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	return cutRunes(s, max) + fmt.Sprintf("… (%d bytes)", len(s))
+}
+
+// cutRunes returns at most n bytes of s, never splitting a UTF-8 sequence.
+func cutRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// diagList collects the diagnostics of one file, keeping MaxErrors of them
+// and counting the rest.
+type diagList struct {
+	path    string
+	warning bool
+	list    []Diag
+	more    int
+}
+
+func (l *diagList) add(line int, msg string) {
+	if l.full() {
+		l.more++
+		return
+	}
+	l.list = append(l.list, Diag{File: l.path, Line: line, Message: clip(msg, MaxMessage), Warning: l.warning})
+}
+
+// full says a further diagnostic would only be counted: callers skip
+// expensive work (a spelling suggestion) for it.
+func (l *diagList) full() bool { return len(l.list) >= MaxErrors }
+
+// done returns the diagnostics, with a last one for those not kept.
+func (l *diagList) done() []Diag {
+	if l.more == 0 {
+		return l.list
+	}
+	what := "errors"
+	if l.warning {
+		what = "warnings"
+	}
+	return append(l.list, Diag{File: l.path, Message: fmt.Sprintf("and %d more %s", l.more, what), Warning: l.warning})
 }

@@ -130,7 +130,7 @@ var ignoredOptions = []string{
 
 func validateInt(v string) error {
 	if _, err := strconv.Atoi(v); err != nil {
-		return fmt.Errorf("%q is not an integer", v)
+		return fmt.Errorf("%s is not an integer", QuoteValue(v))
 	}
 	return nil
 }
@@ -144,23 +144,23 @@ func ParseBool(v string) (bool, error) {
 	case "0", "false", "no", "off", "n", "f":
 		return false, nil
 	}
-	return false, fmt.Errorf("%q is not a boolean (use true or false)", v)
+	return false, fmt.Errorf("%s is not a boolean (use true or false)", QuoteValue(v))
 }
 
 // ParseDuration reads a duration where a bare number is in unit.
 func ParseDuration(v string, unit time.Duration) (time.Duration, error) {
 	if n, err := strconv.ParseFloat(v, 64); err == nil {
 		if n < 0 {
-			return 0, fmt.Errorf("%q is negative", v)
+			return 0, fmt.Errorf("%s is negative", QuoteValue(v))
 		}
 		return time.Duration(n * float64(unit)), nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration (a number, or e.g. 500ms, 2s)", v)
+		return 0, fmt.Errorf("%s is not a duration (a number, or e.g. 500ms, 2s)", QuoteValue(v))
 	}
 	if d < 0 {
-		return 0, fmt.Errorf("%q is negative", v)
+		return 0, fmt.Errorf("%s is negative", QuoteValue(v))
 	}
 	return d, nil
 }
@@ -168,7 +168,7 @@ func ParseDuration(v string, unit time.Duration) (time.Duration, error) {
 func validateEnv(v string) error {
 	k, _, ok := strings.Cut(v, "=")
 	if !ok || k == "" || strings.ContainsAny(k, " \t") {
-		return fmt.Errorf("env wants KEY=VALUE, got %q", v)
+		return fmt.Errorf("env wants KEY=VALUE, got %s", QuoteValue(v))
 	}
 	return nil
 }
@@ -183,7 +183,7 @@ func validateNotEmpty(v string) error {
 func validateSmartDaemon(v string) error {
 	pid, cmd, ok := strings.Cut(strings.TrimSpace(v), " ")
 	if !ok || pid == "" || strings.TrimSpace(cmd) == "" {
-		return fmt.Errorf("smart-attach-daemon wants PIDFILE COMMAND, got %q", v)
+		return fmt.Errorf("smart-attach-daemon wants PIDFILE COMMAND, got %s", QuoteValue(v))
 	}
 	return nil
 }
@@ -191,14 +191,14 @@ func validateSmartDaemon(v string) error {
 func validateSocket(v string) error {
 	host, port, err := net.SplitHostPort(v)
 	if err != nil {
-		return fmt.Errorf("%q is not [ADDR]:PORT: %v", v, err)
+		return fmt.Errorf("%s is not [ADDR]:PORT: %v", QuoteValue(v), err)
 	}
 	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
-		return fmt.Errorf("%q: address %q is not an IP address", v, host)
+		return fmt.Errorf("%s: address %s is not an IP address", QuoteValue(v), QuoteValue(host))
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 0 || p > 65535 {
-		return fmt.Errorf("%q: bad port %q", v, port)
+		return fmt.Errorf("%s: bad port %s", QuoteValue(v), QuoteValue(port))
 	}
 	return nil
 }

@@ -41,12 +41,12 @@ func ParseGlusterMount(v string) (GlusterMount, error) {
 	for _, kv := range strings.Split(v, ",") {
 		k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok {
-			return m, fmt.Errorf("%q is not key=value (keys: mountpoint, volume, server, servers, volfile)", kv)
+			return m, fmt.Errorf("%s is not key=value (keys: mountpoint, volume, server, servers, volfile)", QuoteValue(kv))
 		}
 		switch k {
 		case "mountpoint":
 			if !strings.HasPrefix(val, "/") {
-				return m, fmt.Errorf("mountpoint %q must start with /", val)
+				return m, fmt.Errorf("mountpoint %s must start with /", QuoteValue(val))
 			}
 			m.Mountpoint = "/" + strings.Trim(val, "/")
 		case "volume":
@@ -66,7 +66,7 @@ func ParseGlusterMount(v string) (GlusterMount, error) {
 		case "volfile":
 			m.Volfile = val
 		default:
-			return m, fmt.Errorf("unknown glusterfs-mount key %q (keys: mountpoint, volume, server, servers, volfile)", k)
+			return m, fmt.Errorf("unknown glusterfs-mount key %s (keys: mountpoint, volume, server, servers, volfile)", QuoteValue(k))
 		}
 	}
 	if m.Volume == "" {
@@ -87,11 +87,11 @@ func parseGlusterServer(s string) (GlusterServer, error) {
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return GlusterServer{}, fmt.Errorf("server %q: %v", s, err)
+		return GlusterServer{}, fmt.Errorf("server %s: %v", QuoteValue(s), err)
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 0 || p > 65535 || host == "" {
-		return GlusterServer{}, fmt.Errorf("server %q: want HOST:PORT (port 0 = %d) or a unix socket path", s, DefaultGlusterPort)
+		return GlusterServer{}, fmt.Errorf("server %s: want HOST:PORT (port 0 = %d) or a unix socket path", QuoteValue(s), DefaultGlusterPort)
 	}
 	if p == 0 {
 		p = DefaultGlusterPort
@@ -111,7 +111,7 @@ func validateGlusterMount(v string) error {
 func ParseStaticMap(v string) (StaticMap, error) {
 	prefix, dir, ok := strings.Cut(v, "=")
 	if !ok || !strings.HasPrefix(prefix, "/") || dir == "" {
-		return StaticMap{}, fmt.Errorf("static-map wants /prefix=/dir, got %q", v)
+		return StaticMap{}, fmt.Errorf("static-map wants /prefix=/dir, got %s", QuoteValue(v))
 	}
 	return StaticMap{Prefix: "/" + strings.Trim(prefix, "/"), Dir: dir}, nil
 }
@@ -128,7 +128,7 @@ func validateModifier1(v string) error {
 func validatePositive(v string) error {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > 100000 {
-		return fmt.Errorf("%q is not a count from 1 to 100000", v)
+		return fmt.Errorf("%s is not a count from 1 to 100000", QuoteValue(v))
 	}
 	return nil
 }
@@ -147,7 +147,7 @@ func ParseSize(v string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 || n > (1<<50)/mult {
-		return 0, fmt.Errorf("%q is not a size (bytes, or with k, M, G)", v)
+		return 0, fmt.Errorf("%s is not a size (bytes, or with k, M, G)", QuoteValue(v))
 	}
 	return n * mult, nil
 }

@@ -33,11 +33,11 @@ func hookValidator(ho hookOption) func(string) error {
 func ParsePivotRoot(v string) (string, string, error) {
 	f := strings.Fields(v)
 	if len(f) != 2 {
-		return "", "", fmt.Errorf("wants NEW_ROOT PUT_OLD, got %q", v)
+		return "", "", fmt.Errorf("wants NEW_ROOT PUT_OLD, got %s", QuoteValue(v))
 	}
 	nr, old := filepath.Clean(f[0]), filepath.Clean(f[1])
 	if !filepath.IsAbs(nr) || !filepath.IsAbs(old) {
-		return "", "", fmt.Errorf("both paths must be absolute, got %q", v)
+		return "", "", fmt.Errorf("both paths must be absolute, got %s", QuoteValue(v))
 	}
 	if nr == "/" {
 		return "", "", fmt.Errorf("new root cannot be /")
@@ -52,7 +52,7 @@ func validatePivot(v string) error { _, _, err := ParsePivotRoot(v); return err 
 
 func validateAbs(v string) error {
 	if !filepath.IsAbs(v) {
-		return fmt.Errorf("%q is not an absolute path", v)
+		return fmt.Errorf("%s is not an absolute path", QuoteValue(v))
 	}
 	return nil
 }

@@ -130,9 +130,8 @@ type rawLine struct {
 }
 
 // lex returns the key = value lines of the [uwsgi] section.
-func lex(path string, src []byte) ([]rawLine, Errors) {
+func lex(errs *diagList, src []byte) []rawLine {
 	var out []rawLine
-	var errs Errors
 	section := ""
 	sawSection := false
 	for i, l := range strings.Split(string(src), "\n") {
@@ -143,7 +142,7 @@ func lex(path string, src []byte) ([]rawLine, Errors) {
 		}
 		if t[0] == '[' {
 			if !strings.HasSuffix(t, "]") {
-				errs = append(errs, Diag{File: path, Line: n, Message: fmt.Sprintf("section header %q has no closing ]", t)})
+				errs.add(n, fmt.Sprintf("section header %s has no closing ]", QuoteValue(t)))
 				section = ""
 				continue
 			}
@@ -159,19 +158,19 @@ func lex(path string, src []byte) ([]rawLine, Errors) {
 		k, v, ok := strings.Cut(t, "=")
 		k = strings.TrimSpace(k)
 		if !ok {
-			errs = append(errs, Diag{File: path, Line: n, Message: fmt.Sprintf("%q is not key = value", t)})
+			errs.add(n, fmt.Sprintf("%s is not key = value", QuoteValue(t)))
 			continue
 		}
 		if k == "" {
-			errs = append(errs, Diag{File: path, Line: n, Message: "empty option name before '='"})
+			errs.add(n, "empty option name before '='")
 			continue
 		}
 		out = append(out, rawLine{key: k, value: strings.TrimSpace(v), line: n})
 	}
 	if !sawSection {
-		errs = append(errs, Diag{File: path, Message: "no [uwsgi] section (only [uwsgi] is read)"})
+		errs.add(0, "no [uwsgi] section (only [uwsgi] is read)")
 	}
-	return out, errs
+	return out
 }
 
 type parser struct {
@@ -181,7 +180,8 @@ type parser struct {
 	magic map[byte]string
 	ph    map[string]string // placeholders: options set so far and set-placeholder names
 	file  *File
-	errs  Errors
+	errs  diagList
+	warns diagList
 }
 
 // Parse parses src as the file at path. It returns every error it finds as
@@ -195,7 +195,8 @@ func Parse(path string, src []byte, o ParseOptions) (*File, error) {
 	if err != nil {
 		abs = path
 	}
-	p := &parser{o: o, path: path, name: NameOf(abs), ph: map[string]string{}}
+	p := &parser{o: o, path: path, name: NameOf(abs), ph: map[string]string{},
+		errs: diagList{path: path}, warns: diagList{path: path, warning: true}}
 	p.file = &File{Path: path, Name: p.name}
 	dir := filepath.Dir(abs)
 	p.magic = map[byte]string{
@@ -210,22 +211,30 @@ func Parse(path string, src []byte, o ParseOptions) (*File, error) {
 		'T': strconv.FormatInt(o.Now().UnixMicro(), 10),
 		'k': strconv.Itoa(runtime.NumCPU()),
 	}
-	lines, lexErrs := lex(path, src)
-	p.errs = append(p.errs, lexErrs...)
+	lines := lex(&p.errs, src)
 	p.run(lines)
-	sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
-	if len(p.errs) > 0 {
-		return p.file, p.errs
+	sort.SliceStable(p.errs.list, func(i, j int) bool { return p.errs.list[i].Line < p.errs.list[j].Line })
+	p.file.Warnings = p.warns.done()
+	if errs := p.errs.done(); len(errs) > 0 {
+		return p.file, Errors(errs)
 	}
 	return p.file, nil
 }
 
 func (p *parser) errorf(line int, format string, a ...any) {
-	p.errs = append(p.errs, Diag{File: p.path, Line: line, Message: fmt.Sprintf(format, a...)})
+	if p.errs.full() {
+		p.errs.more++
+		return
+	}
+	p.errs.add(line, fmt.Sprintf(format, a...))
 }
 
 func (p *parser) warnf(line int, format string, a ...any) {
-	p.file.Warnings = append(p.file.Warnings, Diag{File: p.path, Line: line, Message: fmt.Sprintf(format, a...), Warning: true})
+	if p.warns.full() {
+		p.warns.more++
+		return
+	}
+	p.warns.add(line, fmt.Sprintf(format, a...))
 }
 
 // Logic block keys.
@@ -358,7 +367,7 @@ func (p *parser) loop(b *block) {
 	case "for-times":
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			p.errorf(b.open.line, "for-times wants a count, got %q", v)
+			p.errorf(b.open.line, "for-times wants a count, got %s", QuoteValue(v))
 			return
 		}
 		if n > MaxLoopItems {
@@ -454,10 +463,12 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 	}
 	opt, ok := Lookup(k)
 	if !ok {
-		if s := suggest(k); s != "" {
-			p.errorf(l.line, "unknown option %q (did you mean %q?)", k, s)
+		if p.errs.full() {
+			p.errorf(l.line, "unknown option")
+		} else if s := suggest(k); s != "" {
+			p.errorf(l.line, "unknown option %s (did you mean %s?)", QuoteValue(k), QuoteValue(s))
 		} else {
-			p.errorf(l.line, "unknown option %q", k)
+			p.errorf(l.line, "unknown option %s", QuoteValue(k))
 		}
 		return
 	}
@@ -473,7 +484,7 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 		name, val, ok := strings.Cut(v, "=")
 		name = strings.TrimSpace(name)
 		if !ok || name == "" {
-			p.errorf(l.line, "%s wants NAME=VALUE, got %q", k, v)
+			p.errorf(l.line, "%s wants NAME=VALUE, got %s", k, QuoteValue(v))
 			return
 		}
 		p.ph[name] = strings.TrimSpace(val)
@@ -547,7 +558,7 @@ func (p *parser) expand(s string, under string, hasUnder bool) (string, error) {
 					val, ok = p.ph[name]
 				}
 				if !ok {
-					return "", fmt.Errorf("unresolved reference %%(%s): no option or placeholder %q is set before this line", name, name)
+					return "", fmt.Errorf("unresolved reference %%(%s): no option or placeholder %s is set before this line", name, QuoteValue(name))
 				}
 				b.WriteString(val)
 				i += 2 + end

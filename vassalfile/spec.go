@@ -76,9 +76,9 @@ func Decode(f *File) (*Spec, error) {
 		Threads: 64, GlusterTimeout: 10 * time.Second, CacheTTL: time.Second,
 		CacheMaxFile: 16 << 20, CacheSize: 256 << 20}
 
-	var errs Errors
+	errs := diagList{path: f.Path}
 	bad := func(e Entry, err error) {
-		errs = append(errs, Diag{File: f.Path, Line: e.Line, Message: fmt.Sprintf("%s: %v", e.Key, err)})
+		errs.add(e.Line, fmt.Sprintf("%s: %v", e.Key, err))
 	}
 	prefixes := map[string]int{}
 	mountAt := func(e Entry, prefix string) {
@@ -208,8 +208,8 @@ func Decode(f *File) (*Spec, error) {
 		e, _ := f.Last("chroot")
 		bad(e, fmt.Errorf("chroot and pivot_root cannot both be set"))
 	}
-	if len(errs) > 0 {
-		return nil, errs
+	if l := errs.done(); len(l) > 0 {
+		return nil, Errors(l)
 	}
 	return s, nil
 }
@@ -233,7 +233,7 @@ func RestartReason(old, cur *File) string {
 		}
 		a, b := values(old, o.Name), values(cur, o.Name)
 		if a != b {
-			return fmt.Sprintf("%s changed (%q -> %q) and cannot change in place", o.Name, a, b)
+			return fmt.Sprintf("%s changed (%s -> %s) and cannot change in place", o.Name, QuoteValue(a), QuoteValue(b))
 		}
 	}
 	return ""

@@ -1,0 +1,92 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emperor-dev/emperor/control"
+)
+
+// doublingPlaceholder is a vassal file fragment that builds %(pN), a
+// placeholder of 2^n bytes, in n+1 lines.
+func doublingPlaceholder(n int) string {
+	var b strings.Builder
+	b.WriteString("set-placeholder = p0=x\n")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "set-placeholder = p%d=%%(p%d)%%(p%d)\n", i, i-1, i-1)
+	}
+	return b.String()
+}
+
+// hugeErrorsVassal has twelve errors, each quoting a 512 KiB value: before
+// the fix its config error (6 MiB) was over the control line limit, so
+// `emperor status` failed for every vassal, and the log grew 6 MiB a parse.
+func hugeErrorsVassal(comment string) string {
+	return "[uwsgi]\n; " + comment + "\n" + doublingPlaceholder(19) + strings.Repeat("threads = %(p19)\n", 12)
+}
+
+// TestHugeConfigErrorsKeepStatus: a file whose errors quote huge values is
+// failed-config with a bounded error; `emperor status` and `status --json`
+// (the CLI) still list every vassal; each parse adds a bounded amount to the
+// log; `emperor check` prints a bounded report that ends with "and N more".
+func TestHugeConfigErrorsKeepStatus(t *testing.T) {
+	requireBinary(t, "busybox")
+	e := startEmperor(t)
+	port := freePort(t)
+	e.install("good", httpdVassal(t, port))
+	good := e.waitState("good", "running", time.Minute)
+
+	path := e.install("huge", hugeErrorsVassal("first"))
+	v := e.waitState("huge", "failed-config", time.Minute)
+	if len(v.ConfigError) > 8<<10 || !strings.Contains(v.ConfigError, path+":") ||
+		!strings.Contains(v.ConfigError, "… (524288 bytes)") || !strings.HasSuffix(v.ConfigError, "and 2 more errors") {
+		t.Fatalf("config error of %d bytes: %.2000s", len(v.ConfigError), v.ConfigError)
+	}
+
+	out, err := exec.Command(emperorBin, "status", "--control", e.control).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "good") || !strings.Contains(string(out), "huge") {
+		t.Fatalf("emperor status: %v\n%.2000s", err, out)
+	}
+	out, err = exec.Command(emperorBin, "status", "--json", "--control", e.control).Output()
+	if err != nil {
+		t.Fatalf("emperor status --json: %v\n%.2000s", err, out)
+	}
+	var resp control.Response
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatalf("status --json: %v", err)
+	}
+	names := map[string]string{}
+	for _, v := range resp.Vassals {
+		names[v.Name] = v.State
+	}
+	if names["good"] != "running" || names["huge"] != "failed-config" {
+		t.Fatalf("status --json lists %v", names)
+	}
+
+	// Parse the file again (new content) and measure what the log gained.
+	rejected := func() int { return strings.Count(e.log.String(), "vassal file rejected") }
+	waitFor(t, time.Minute, "the first rejection in the log", func() bool { return rejected() >= 1 })
+	before, n := len(e.log.String()), rejected()
+	e.install("huge", hugeErrorsVassal("second"))
+	waitFor(t, time.Minute, "the second rejection in the log", func() bool { return rejected() > n })
+	if grew := len(e.log.String()) - before; grew > 16<<10 {
+		t.Fatalf("the log grew %d bytes for one parse", grew)
+	}
+
+	chk := exec.Command(emperorBin, "check", path)
+	out, _ = chk.Output()
+	if chk.ProcessState.ExitCode() != 1 || len(out) > 8<<10 || !strings.Contains(string(out), "and 2 more errors") {
+		t.Fatalf("emperor check: exit %d, %d bytes: %.2000s", chk.ProcessState.ExitCode(), len(out), out)
+	}
+
+	if g, _ := e.vassal("good"); g.PID != good.PID || g.State != "running" {
+		t.Fatalf("good vassal disturbed: %+v", g)
+	}
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/hello.txt", port), time.Minute)
+	_ = os.Remove(path)
+}
