@@ -81,12 +81,50 @@ func (p *proc) startShell(cmd string, log *slog.Logger) (int, <-chan unix.WaitSt
 	return pid, ch, nil
 }
 
+// logRecordMax bounds one log record of a daemon's output.
+const logRecordMax = 64 << 10
+
+// logLines logs a daemon's output line by line until the daemon and its
+// children have all closed the pipe. A line longer than logRecordMax is
+// logged in pieces of that size, each record saying which part it is. The
+// pipe is never closed early: a daemon whose reader went away dies of
+// SIGPIPE at its next write.
 func logLines(r *os.File, log *slog.Logger) {
 	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), 64<<10)
-	for sc.Scan() {
-		log.Info(sc.Text())
+	br := bufio.NewReaderSize(r, logRecordMax)
+	// A full part is held back until the next read says whether the line
+	// ends right after it, so that its record can say it is the last.
+	var pending []byte
+	held, part := false, 0
+	emit := func(text string, last bool) {
+		part++
+		log.Info(text, "line_part", part, "line_continues", !last)
+	}
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if held {
+				emit(string(pending), false)
+			}
+			pending, held = append(pending[:0], chunk...), true
+			continue
+		}
+		text := strings.TrimSuffix(strings.TrimSuffix(string(chunk), "\n"), "\r")
+		switch {
+		case held && text == "":
+			emit(strings.TrimSuffix(string(pending), "\r"), true)
+		case held:
+			emit(string(pending), false)
+			emit(text, true)
+		case len(chunk) > 0:
+			log.Info(text)
+		}
+		held, part = false, 0
+		if err != nil {
+			// EOF: every writer is gone. Nothing can be read past any
+			// other error (EIO) either.
+			return
+		}
 	}
 }
 
