@@ -2,6 +2,7 @@ package vassal
 
 import (
 	"bufio"
+	"errors"
 	"log/slog"
 	"os"
 	"strconv"
