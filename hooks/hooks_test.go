@@ -1,8 +1,13 @@
 package hooks
 
 import (
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/emperor-dev/emperor/mount"
 )
 
 func TestParseTutorialHooks(t *testing.T) {
@@ -66,5 +71,23 @@ func TestFamilies(t *testing.T) {
 	}
 	if _, err := ParseFamily(AsRoot, FamilyUmount, "/a b c", 3); err == nil {
 		t.Fatal("bad umount accepted")
+	}
+}
+
+// A failed mount hook names the hook and line, and wraps a *mount.Error
+// with the decoded flags.
+func TestMountHookError(t *testing.T) {
+	missing := t.TempDir() + "/missing"
+	h, err := Parse(AsRoot, "mount:none "+missing+" "+missing+" bind,rec", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = RunPhase([]Hook{h}, nil, time.Minute, slog.New(slog.DiscardHandler))
+	var me *mount.Error
+	if !errors.As(err, &me) || me.Op != "mount" || me.Flags != "MS_BIND|MS_REC" || me.Target != missing {
+		t.Fatalf("got %v", err)
+	}
+	if !strings.Contains(err.Error(), "line 4") || !strings.Contains(err.Error(), "MS_BIND|MS_REC") {
+		t.Fatalf("got %q", err)
 	}
 }

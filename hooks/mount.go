@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/emperor-dev/emperor/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,15 +32,16 @@ var umountFlags = map[string]int{
 type mountSpec struct {
 	fstype, source, target string
 	flags                  uintptr
-	flagNames              string
 	data                   string
 }
 
+// umountSpec: with rec, every mount below the target goes first, deepest
+// first. A lazy (detach) unmount of the old root after pivot_root is what
+// cuts a vassal off from the host's filesystem.
 type umountSpec struct {
-	target    string
-	flags     int
-	rec       bool
-	flagNames string
+	target string
+	flags  int
+	rec    bool
 }
 
 func splitFlags(s string) []string {
@@ -58,7 +58,6 @@ func parseMountHook(h *Hook) error {
 		m.fstype = ""
 	}
 	if len(f) >= 4 {
-		m.flagNames = f[3]
 		for _, name := range splitFlags(f[3]) {
 			v, ok := mountFlags[name]
 			if !ok {
@@ -81,7 +80,6 @@ func parseUmountHook(h *Hook) error {
 	}
 	u := &umountSpec{target: f[0]}
 	if len(f) == 2 {
-		u.flagNames = f[1]
 		for _, name := range splitFlags(f[1]) {
 			v, ok := umountFlags[name]
 			if !ok {
@@ -104,69 +102,4 @@ func keys[V any](m map[string]V) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ", ")
-}
-
-// MountError is a failed mount(2) or umount2(2) with its decoded flags.
-type MountError struct {
-	Op     string
-	Source string
-	Target string
-	FSType string
-	Flags  string
-	Err    error
-}
-
-func (e *MountError) Error() string {
-	if e.Op == "umount" {
-		return fmt.Sprintf("umount %s (flags %q): %v", e.Target, e.Flags, e.Err)
-	}
-	return fmt.Sprintf("mount %s on %s (type %q, flags %q): %v", e.Source, e.Target, e.FSType, e.Flags, e.Err)
-}
-func (e *MountError) Unwrap() error { return e.Err }
-
-func doMount(m *mountSpec) error {
-	if err := unix.Mount(m.source, m.target, m.fstype, m.flags, m.data); err != nil {
-		return &MountError{Op: "mount", Source: m.source, Target: m.target, FSType: m.fstype, Flags: m.flagNames, Err: err}
-	}
-	return nil
-}
-
-// doUmount unmounts the target; with rec, every mount below it first,
-// deepest first. A lazy (detach) unmount of the old root after pivot_root
-// is what cuts a vassal off from the host's filesystem.
-func doUmount(u *umountSpec) error {
-	targets := []string{u.target}
-	if u.rec {
-		below, err := mountsBelow(u.target)
-		if err != nil {
-			return &MountError{Op: "umount", Target: u.target, Flags: u.flagNames, Err: err}
-		}
-		targets = append(below, u.target)
-	}
-	for _, t := range targets {
-		if err := unix.Unmount(t, u.flags); err != nil {
-			if t != u.target && (err == unix.EINVAL || err == unix.ENOENT) {
-				continue // already gone with a parent's detach
-			}
-			return &MountError{Op: "umount", Target: t, Flags: u.flagNames, Err: err}
-		}
-	}
-	return nil
-}
-
-// mountsBelow lists the mount points strictly under dir, deepest first.
-func mountsBelow(dir string) ([]string, error) {
-	pts, err := mountinfo.Points()
-	if err != nil {
-		return nil, err
-	}
-	prefix := strings.TrimSuffix(dir, "/") + "/"
-	var out []string
-	for _, mp := range pts {
-		if strings.HasPrefix(mp, prefix) {
-			out = append(out, mp)
-		}
-	}
-	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out, nil
 }

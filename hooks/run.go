@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emperor-dev/emperor/mount"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,9 +56,13 @@ func run(ctx context.Context, h Hook, env Env, log *slog.Logger) error {
 	case "exec":
 		return env.Exec(ctx, a)
 	case "mount":
-		return doMount(h.mount)
+		m := h.mount
+		return mount.Mount(m.source, m.target, m.fstype, m.flags, m.data)
 	case "umount":
-		return doUmount(h.umount)
+		if h.umount.rec {
+			return mount.UnmountTree(h.umount.target, h.umount.flags)
+		}
+		return mount.Unmount(h.umount.target, h.umount.flags)
 	case "mkdir":
 		if err := os.Mkdir(a, 0o755); err != nil && !os.IsExist(err) {
 			return err

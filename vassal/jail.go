@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emperor-dev/emperor/mount"
 	"github.com/emperor-dev/emperor/mountinfo"
 	"golang.org/x/sys/unix"
 )
@@ -25,12 +26,7 @@ func (e *JailError) Unwrap() error { return e.Err }
 // pivot_root(2) refuses (EINVAL) when the current root or the new root's
 // parent mount is shared, and a private tree also guarantees that
 // detaching the old root below cannot reach a peer group.
-func makeRootPrivate() error {
-	if err := unix.Mount("", "/", "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
-		return &MountError{Op: "make / rprivate", Target: "/", Flags: "MS_PRIVATE|MS_REC", Err: err}
-	}
-	return nil
-}
+func makeRootPrivate() error { return mount.MakeRPrivate("/") }
 
 // ensureMountPoint makes dir a mount point by binding it onto itself:
 // pivot_root(2) requires new_root to be a mount point (EINVAL otherwise),
@@ -43,10 +39,7 @@ func ensureMountPoint(dir string) error {
 	if ok {
 		return nil
 	}
-	if err := unix.Mount(dir, dir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return &MountError{Op: "bind new root onto itself", Source: dir, Target: dir, Flags: "MS_BIND|MS_REC", Err: err}
-	}
-	return nil
+	return mount.Bind(dir, dir)
 }
 
 func requireDir(op, path string) error {

@@ -8,23 +8,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/emperor-dev/emperor/mount"
 	"github.com/emperor-dev/emperor/procstat"
 	"golang.org/x/sys/unix"
 )
-
-// MountError is a failed mount(2) with its decoded flags.
-type MountError struct {
-	Op     string
-	Source string
-	Target string
-	Flags  string
-	Err    error
-}
-
-func (e *MountError) Error() string {
-	return fmt.Sprintf("%s: mount(%q, %q, %s): %v", e.Op, e.Source, e.Target, e.Flags, e.Err)
-}
-func (e *MountError) Unwrap() error { return e.Err }
 
 // makeRootSlave makes every mount of our new mount namespace a slave of the
 // host's. CLONE_NEWNS copies the mount table together with its propagation
@@ -32,12 +19,7 @@ func (e *MountError) Unwrap() error { return e.Err }
 // made inside the vassal would propagate into the host's namespace and
 // outlive the vassal. A slave still receives the host's new mounts, but
 // nothing propagates back.
-func makeRootSlave() error {
-	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return &MountError{Op: "make / rslave", Target: "/", Flags: "MS_SLAVE|MS_REC", Err: err}
-	}
-	return nil
-}
+func makeRootSlave() error { return mount.MakeRSlave("/") }
 
 // mountProc mounts a procfs for the vassal's own PID namespace over /proc.
 // The inherited /proc belongs to the host's PID namespace: in it
@@ -46,10 +28,7 @@ func makeRootSlave() error {
 // glfs_new does), and a tenant's ps would list the host's processes. The
 // mount stays in the vassal's mount namespace, a slave of the host's.
 func mountProc() error {
-	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return &MountError{Op: "mount a /proc for the vassal's PID namespace", Source: "proc", Target: "/proc", Flags: "MS_NOSUID|MS_NODEV|MS_NOEXEC", Err: err}
-	}
-	return nil
+	return mount.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 }
 
 // becomeSubreaper is for a vassal that is not PID 1 of its own namespace:
