@@ -85,7 +85,7 @@ func TestConfigErrorsNameFileAndLineAndApplyNothing(t *testing.T) {
 		"[uwsgi]\nemperor-throttle = soon\n":                                   ":2: ",
 		"[uwsgi]\nattach-daemon = sleep 1\n":                                   "belongs in a vassal file",
 		"[uwsgi]\nemperor-throttle = 5000\nemperor-max-throttle = 1000\n":      ":3: emperor-max-throttle (1s) is below emperor-throttle (5s)",
-		"[uwsgi]\nemperor = /a\nemperor-freq = 0\n":                            ":3: emperor-freq: must be above 0",
+		"[uwsgi]\nemperor = /a\nemperor-freq = 0\n":                            ":3: emperor-freq: 0 is out of range: from 10ms to 1h",
 		"[uwsgi]\nemperor = /a\nemperor-use-clone = none,pid\nemperor-x = 1\n": ":4: unknown option",
 	}
 	for body, want := range cases {

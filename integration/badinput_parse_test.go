@@ -90,3 +90,63 @@ func TestHugeConfigErrorsKeepStatus(t *testing.T) {
 	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/hello.txt", port), time.Minute)
 	_ = os.Remove(path)
 }
+
+// TestBadValuesFailConfig: values that used to pass `check` and then broke
+// the vassal (check-interval = 0 or nan panicked PID 1 into a crash loop;
+// hook-timeout = inf and mountpoint-check-timeout = 0 made vassals that
+// could never start; a NUL inside a value) are config errors naming the
+// file, the line and the allowed range. No PID 1 is spawned for them, and a
+// good vassal keeps running.
+func TestBadValuesFailConfig(t *testing.T) {
+	requireBinary(t, "busybox")
+	e := startEmperor(t)
+	port := freePort(t)
+	e.install("good", httpdVassal(t, port))
+	good := e.waitState("good", "running", time.Minute)
+
+	cases := []struct{ name, line, want string }{
+		{"ci0", "check-interval = 0", "check-interval: 0 is out of range: from 10ms to 1h"},
+		{"cinan", "check-interval = nan", `check-interval: "nan" is not a finite duration`},
+		{"htinf", "hook-timeout = inf", `hook-timeout: "inf" is not a finite duration`},
+		{"mct0", "mountpoint-check-timeout = 0", "mountpoint-check-timeout: 0 is out of range: from 1ms to 1h"},
+		{"mercy", "reload-mercy = 1e12", `reload-mercy: "1e12" is too large a duration`},
+		{"nul", "env = A=b\x00c", "env: control byte 0x00 at byte 4 of the value"},
+	}
+	paths := map[string]string{}
+	for _, c := range cases {
+		paths[c.name] = e.install(c.name, "[uwsgi]\n"+c.line+"\nmountpoint-check = /\nexec-asap = true\nattach-daemon = exec sleep 1000\n")
+	}
+	for _, c := range cases {
+		var v control.VassalStatus
+		waitFor(t, time.Minute, c.name+" checked", func() bool {
+			var ok bool
+			v, ok = e.vassal(c.name)
+			return ok && v.State != ""
+		})
+		if v.State != "failed-config" || v.PID != 0 || v.Restarts != 0 {
+			t.Errorf("%s (%q): state %s, pid %d, restarts %d, want failed-config and nothing spawned", c.name, c.line, v.State, v.PID, v.Restarts)
+			continue
+		}
+		if want := paths[c.name] + ":2: " + c.want; !strings.Contains(v.ConfigError, want) {
+			t.Errorf("%s: config error %q, want %q", c.name, v.ConfigError, want)
+		}
+	}
+	// emperor check says the same, and fails.
+	for _, c := range cases {
+		chk := exec.Command(emperorBin, "check", paths[c.name])
+		out, _ := chk.Output()
+		if chk.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), c.want) {
+			t.Errorf("emperor check %s: exit %d: %s", c.name, chk.ProcessState.ExitCode(), out)
+		}
+	}
+	// Nothing but the good vassal's PID 1 (and its daemon) runs.
+	for _, p := range descendants(e.cmd.Process.Pid) {
+		if p.pid != good.PID && p.ppid != good.PID {
+			t.Errorf("process %d (%s) runs under the emperor", p.pid, p.comm)
+		}
+	}
+	if g, _ := e.vassal("good"); g.PID != good.PID || g.State != "running" {
+		t.Fatalf("good vassal disturbed: %+v", g)
+	}
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/hello.txt", port), time.Minute)
+}

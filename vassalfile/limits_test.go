@@ -80,3 +80,82 @@ func TestQuoteValue(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// TestDurationRanges: nan, inf, negative, zero where zero means nothing,
+// and absurd values are errors on their line that give the allowed range.
+func TestDurationRanges(t *testing.T) {
+	for _, c := range []struct{ line, want string }{
+		{"check-interval = 0", "0 is out of range: from 10ms to 1h"},
+		{"check-interval = nan", `"nan" is not a finite duration`},
+		{"check-interval = NaN", "not a finite duration"},
+		{"hook-timeout = inf", `"inf" is not a finite duration`},
+		{"hook-timeout = -inf", "not a finite duration"},
+		{"hook-timeout = +Inf", "not a finite duration"},
+		{"hook-timeout = 1e300", "too large a duration"},
+		{"hook-timeout = 1e400", "not a finite duration"},
+		{"hook-timeout = 1e12", "too large a duration"},
+		{"hook-timeout = 100000", "out of range: from 1ms to 24h"},
+		{"hook-timeout = 2562047h", "out of range"},
+		{"hook-timeout = 9999999999h", "not a duration"},
+		{"mountpoint-check-timeout = 0", "0 is out of range: from 1ms to 1h"},
+		{"mountpoint-check-timeout = 0.0000001", "out of range"},
+		{"mountpoint-check-timeout = -1", "negative"},
+		{"mountpoint-check-timeout = -1s", "negative"},
+		{"glusterfs-timeout = 0s", "out of range"},
+		{"reload-mercy = 0", "out of range"},
+		{"static-cache-ttl = 25h", "out of range: from 0 to 24h"},
+	} {
+		_, err := parse(t, "[uwsgi]\n"+c.line+"\n", ParseOptions{})
+		if err == nil {
+			t.Errorf("%s: accepted", c.line)
+			continue
+		}
+		e := diags(t, err)
+		if len(e) != 1 || e[0].Line != 2 || !strings.Contains(e[0].Message, c.want) {
+			t.Errorf("%s: got %v, want line 2 and %q", c.line, err, c.want)
+		}
+	}
+	for _, ok := range []string{"check-interval = 10ms", "check-interval = 1h", "static-cache-ttl = 0",
+		"hook-timeout = 0.5", "emperor-freq = 500ms"} {
+		o := ParseOptions{}
+		if strings.HasPrefix(ok, "emperor") {
+			o.Scope = ScopeEmperor
+		}
+		if _, err := parse(t, "[uwsgi]\n"+ok+"\n", o); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+}
+
+// TestEveryDurationHasRange: a duration option registered without a range
+// would accept 0 and absurd values again.
+func TestEveryDurationHasRange(t *testing.T) {
+	for _, o := range Options() {
+		if (o.Kind == KindMillis || o.Kind == KindSeconds) && (o.Max <= 0 || o.Min > o.Max) {
+			t.Errorf("%s: duration without a range (Min %v, Max %v)", o.Name, o.Min, o.Max)
+		}
+	}
+}
+
+// TestControlBytes: NUL and other control bytes in a value are errors, from
+// the file or from the environment; a tab is fine.
+func TestControlBytes(t *testing.T) {
+	for _, src := range []string{
+		"[uwsgi]\nenv = A=b\x00c\n",
+		"[uwsgi]\nattach-daemon = sleep\x01 1\n",
+		"[uwsgi]\nchdir = /tmp\x7f\n",
+		"[uwsgi]\nset-placeholder = x=a\x00b\n",
+		"[uwsgi]\nenv = A=$(E)\n",
+		"[uwsgi]\nenv = A=b\rc\n",
+	} {
+		_, err := parse(t, src, ParseOptions{Getenv: env(map[string]string{"E": "x\x00y"})})
+		if err == nil {
+			t.Errorf("%q: accepted", src)
+			continue
+		}
+		if e := diags(t, err); e[0].Line != 2 || !strings.Contains(e[0].Message, "control byte") {
+			t.Errorf("%q: %v", src, err)
+		}
+	}
+	mustParse(t, "[uwsgi]\nattach-daemon = printf 'a\tb'\n", ParseOptions{})
+}

@@ -1,7 +1,9 @@
 package vassalfile
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"net"
 	"sort"
 	"strconv"
@@ -47,6 +49,14 @@ func (k Kind) String() string {
 	return "string"
 }
 
+// unit is what a bare number means for a duration kind.
+func (k Kind) unit() time.Duration {
+	if k == KindMillis {
+		return time.Millisecond
+	}
+	return time.Second
+}
+
 // Option describes one known option. The README's reference table is
 // generated from this list (see `emperor options --markdown`), so the docs
 // cannot drift from what the parser accepts.
@@ -61,7 +71,11 @@ type Option struct {
 	UWSGI   string // how it differs from uWSGI, or "same"
 	// Restart is true when a change to the option cannot be applied by an
 	// in-place reload and forces a full stop and clean start.
-	Restart  bool
+	Restart bool
+	// Min and Max bound a duration (KindMillis, KindSeconds): every duration
+	// option has a range, so that 0, nan, inf and absurd values are errors
+	// naming the line, not a PID 1 that panics or never starts.
+	Min, Max time.Duration
 	Validate func(string) error
 	// Group names a family of options documented as one row (the hook
 	// options: hook-, exec-, mount-, umount- for each phase).
@@ -147,11 +161,17 @@ func ParseBool(v string) (bool, error) {
 	return false, fmt.Errorf("%s is not a boolean (use true or false)", QuoteValue(v))
 }
 
-// ParseDuration reads a duration where a bare number is in unit.
+// ParseDuration reads a duration where a bare number is in unit. nan, inf,
+// negative values and values past what a time.Duration holds are errors.
 func ParseDuration(v string, unit time.Duration) (time.Duration, error) {
-	if n, err := strconv.ParseFloat(v, 64); err == nil {
-		if n < 0 {
+	if n, err := strconv.ParseFloat(v, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case math.IsNaN(n) || math.IsInf(n, 0) || err != nil:
+			return 0, fmt.Errorf("%s is not a finite duration", QuoteValue(v))
+		case n < 0:
 			return 0, fmt.Errorf("%s is negative", QuoteValue(v))
+		case n*float64(unit) >= math.MaxInt64:
+			return 0, fmt.Errorf("%s is too large a duration", QuoteValue(v))
 		}
 		return time.Duration(n * float64(unit)), nil
 	}
@@ -163,6 +183,50 @@ func ParseDuration(v string, unit time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("%s is negative", QuoteValue(v))
 	}
 	return d, nil
+}
+
+// checkRange checks a duration against an option's range.
+func (o *Option) checkRange(d time.Duration) error {
+	if d < o.Min || d > o.Max {
+		return fmt.Errorf("%s is out of range: %s", FormatDuration(d), o.RangeDoc())
+	}
+	return nil
+}
+
+// RangeDoc describes an option's allowed durations ("from 10ms to 1h").
+func (o *Option) RangeDoc() string {
+	if o.Min == 0 {
+		return "from 0 to " + FormatDuration(o.Max)
+	}
+	return "from " + FormatDuration(o.Min) + " to " + FormatDuration(o.Max)
+}
+
+// FormatDuration writes a duration the short way: 1h, 30m, 10s, 250ms.
+func FormatDuration(d time.Duration) string {
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}, {time.Millisecond, "ms"}} {
+		if d != 0 && d%u.d == 0 {
+			return strconv.FormatInt(int64(d/u.d), 10) + u.name
+		}
+	}
+	if d == 0 {
+		return "0"
+	}
+	return d.String()
+}
+
+// checkBytes refuses control bytes in a value (tab is allowed): a NUL cuts
+// a C string (an exec argument, an environment entry, a path) short, and the
+// others have no meaning in any option.
+func checkBytes(v string) error {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return fmt.Errorf("control byte 0x%02x at byte %d of the value (only tab is allowed)", c, i+1)
+		}
+	}
+	return nil
 }
 
 func validateEnv(v string) error {
@@ -252,7 +316,7 @@ func init() {
 			Validate: validateSocket, Default: "(none)",
 			Doc:   "[ADDR]:PORT bound by the vassal as root before the privilege drop and kept open across reloads. Attached daemons inherit the sockets as fds 3, 4, ... with LISTEN_FDS set, so requests queue instead of failing while a daemon restarts.",
 			UWSGI: "uWSGI only shares them with its own workers; here any daemon can use them (LISTEN_PID is not set: the pid is not known before the fork, and under /bin/sh it would be the shell's)."},
-		&Option{Name: "reload-mercy", Scope: ScopeVassal | ScopeEmperor, Kind: KindSeconds, Default: "30",
+		&Option{Name: "reload-mercy", Scope: ScopeVassal | ScopeEmperor, Kind: KindSeconds, Min: time.Millisecond, Max: time.Hour, Default: "30",
 			Doc:   "How long a vassal's daemons get after SIGTERM before SIGKILL, on stop and on reload. The emperor SIGKILLs a stopping vassal's PID 1 (and so its namespace) 2 s after that, which leaves time for the as-user-atexit hooks.",
 			UWSGI: "Also accepts Go durations (500ms)."},
 		&Option{Name: "unshare", Scope: ScopeVassal, Kind: KindString, Restart: true, Validate: validateClone,
@@ -272,16 +336,16 @@ func init() {
 			Default: "fs,pid",
 			Doc:     "Namespaces each vassal gets: fs|mount|mnt|ns, pid, uts, ipc, net, comma separated; none for no isolation.",
 			UWSGI:   "uWSGI's default is no namespaces; ours is fs,pid."},
-		&Option{Name: "emperor-throttle", Scope: ScopeEmperor, Kind: KindMillis, Default: "1000",
+		&Option{Name: "emperor-throttle", Scope: ScopeEmperor, Kind: KindMillis, Min: time.Millisecond, Max: time.Hour, Default: "1000",
 			Doc:   "First backoff step after a vassal dies again soon after a restart. Doubles each time.",
 			UWSGI: "Same unit (ms); the first restart after a healthy run is immediate."},
-		&Option{Name: "emperor-max-throttle", Scope: ScopeEmperor, Kind: KindMillis, Default: "180000",
+		&Option{Name: "emperor-max-throttle", Scope: ScopeEmperor, Kind: KindMillis, Min: time.Millisecond, Max: 24 * time.Hour, Default: "180000",
 			Doc:   "Cap on the backoff.",
 			UWSGI: "same"},
-		&Option{Name: "emperor-healthy-time", Scope: ScopeEmperor, Kind: KindSeconds, Default: "10",
+		&Option{Name: "emperor-healthy-time", Scope: ScopeEmperor, Kind: KindSeconds, Min: time.Millisecond, Max: 24 * time.Hour, Default: "10",
 			Doc:   "A vassal that has been ready this long is healthy: its backoff resets.",
 			UWSGI: "Not in uWSGI."},
-		&Option{Name: "emperor-freq", Scope: ScopeEmperor, Kind: KindSeconds, Default: "3",
+		&Option{Name: "emperor-freq", Scope: ScopeEmperor, Kind: KindSeconds, Min: 10 * time.Millisecond, Max: time.Hour, Default: "3",
 			Doc:   "Interval of the safety-net rescan of the vassal directory. Events come from inotify at once; the rescan only catches lost events.",
 			UWSGI: "In uWSGI this scan is the only trigger, so it bounds spawn latency; here it does not."},
 	)

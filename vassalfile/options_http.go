@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // GlusterServer is one entry of a glusterfs-mount server list.
@@ -169,7 +170,7 @@ func init() {
 		&Option{Name: "glusterfs-mount", Scope: ScopeVassal, Kind: KindString, List: true, Validate: validateGlusterMount, Default: "(none)",
 			Doc:   "mountpoint=/PREFIX,volume=NAME,server=HOST:PORT;HOST:PORT (or servers=, or volfile=PATH). Serves a GlusterFS volume through libgfapi under the URL prefix. Port 0 is 24007; a server without a colon is a unix socket. Every server is given to libgfapi before one glfs_init, which runs in the background with retry (503 until connected).",
 			UWSGI: "Mounts are chosen by the longest URL prefix, no SCRIPT_NAME needed; failover order fixed; Range, conditional requests, directories and 405 done right."},
-		&Option{Name: "glusterfs-timeout", Scope: ScopeVassal, Kind: KindSeconds, Default: "10",
+		&Option{Name: "glusterfs-timeout", Scope: ScopeVassal, Kind: KindSeconds, Min: time.Millisecond, Max: time.Hour, Default: "10",
 			Doc:   "Longest time a request waits on the volume (or for a free thread): past it, 503.",
 			UWSGI: "uWSGI applies it only in async mode; here to every call."},
 		&Option{Name: "static-map", Scope: ScopeVassal, Kind: KindString, List: true, Validate: validateStaticMap, Default: "(none)",
@@ -184,7 +185,7 @@ func init() {
 		&Option{Name: "static-safe", Scope: ScopeVassal, Kind: KindString, List: true, Validate: validateAbs, Default: "(none)",
 			Doc:   "A folder that symlinks under a static-map may point into.",
 			UWSGI: "same"},
-		&Option{Name: "static-cache-ttl", Scope: ScopeVassal, Kind: KindSeconds, Default: "1",
+		&Option{Name: "static-cache-ttl", Scope: ScopeVassal, Kind: KindSeconds, Min: 0, Max: 24 * time.Hour, Default: "1",
 			Doc:   "How long a cached entry is served before one stat revalidates it (a changed mtime, size or inode drops it). 0 turns the cache off. See docs/serving.md for the consistency this gives.",
 			UWSGI: "Not in uWSGI's glusterfs plugin."},
 		&Option{Name: "static-cache-max-file", Scope: ScopeVassal, Kind: KindString, Validate: validateSize, Default: "16M",

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/emperor-dev/emperor/hooks"
 )
@@ -88,17 +89,17 @@ func init() {
 			Restart: true, Validate: validatePivot, Default: "(none)",
 			Doc:   "NEW OLD: pivot_root(2) to NEW after the pre-jail hooks, with the old root at OLD (a path under NEW). Skipped on reload.",
 			UWSGI: "We make / private first and bind NEW onto itself when it is not a mount point, where uWSGI fails with EINVAL."},
-		&Option{Name: "hook-timeout", Scope: ScopeVassal, Kind: KindSeconds, Default: "60",
+		&Option{Name: "hook-timeout", Scope: ScopeVassal, Kind: KindSeconds, Min: time.Millisecond, Max: 24 * time.Hour, Default: "60",
 			Doc:   "Longest time one hook may take (exec, wait_for_*); a hook past it is killed and fails.",
 			UWSGI: "Not in uWSGI, where a hanging hook hangs the vassal."},
 		&Option{Name: "mountpoint-check", Aliases: []string{"check-mountpoint", "mount-check", "check-mount"},
 			Scope: ScopeVassal, Kind: KindString, List: true, Validate: validateAbs, Default: "(none)",
 			Doc:   "Path checked with statfs(2) every check-interval and whenever a child of the vassal exits. A failing, hung or unmounted path destroys the vassal so the emperor restarts it clean.",
 			UWSGI: "Adds the timeout (a hung FUSE daemon wedges uWSGI's master), the unmounted case, and the check on child exit."},
-		&Option{Name: "check-interval", Scope: ScopeVassal, Kind: KindSeconds, Default: "1",
+		&Option{Name: "check-interval", Scope: ScopeVassal, Kind: KindSeconds, Min: 10 * time.Millisecond, Max: time.Hour, Default: "1",
 			Doc:   "Interval of mountpoint-check.",
 			UWSGI: "Also accepts Go durations (250ms)."},
-		&Option{Name: "mountpoint-check-timeout", Scope: ScopeVassal, Kind: KindSeconds, Default: "3",
+		&Option{Name: "mountpoint-check-timeout", Scope: ScopeVassal, Kind: KindSeconds, Min: time.Millisecond, Max: time.Hour, Default: "3",
 			Doc:   "How long one statfs may block before the mount counts as hung.",
 			UWSGI: "Not in uWSGI."},
 	)

@@ -480,6 +480,10 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 		p.errorf(l.line, "%s belongs in %s, not here", k, where)
 		return
 	}
+	if err := checkBytes(v); err != nil {
+		p.errorf(l.line, "%s: %v", k, err)
+		return
+	}
 	if opt.Name == "set-placeholder" {
 		name, val, ok := strings.Cut(v, "=")
 		name = strings.TrimSpace(name)
@@ -510,10 +514,11 @@ func checkValue(opt *Option, v string) error {
 		err = validateInt(v)
 	case KindBool:
 		_, err = ParseBool(v)
-	case KindMillis:
-		_, err = ParseDuration(v, time.Millisecond)
-	case KindSeconds:
-		_, err = ParseDuration(v, time.Second)
+	case KindMillis, KindSeconds:
+		var d time.Duration
+		if d, err = ParseDuration(v, opt.Kind.unit()); err == nil {
+			err = opt.checkRange(d)
+		}
 	}
 	if err == nil && opt.Validate != nil {
 		err = opt.Validate(v)

@@ -33,6 +33,9 @@ func MarkdownReference() string {
 				name += ", `" + a + "`"
 			}
 			kind := o.Kind.String()
+			if o.Kind == KindMillis || o.Kind == KindSeconds {
+				kind += ", " + o.RangeDoc()
+			}
 			if o.List {
 				kind += ", repeatable"
 			}
