@@ -12,6 +12,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/emperor-dev/emperor/reexec"
 )
 
 // Message types on the emperor <-> vassal channel.
@@ -49,10 +51,10 @@ type Message struct {
 	// stops it and starts it afresh. Without it the file was rejected, and
 	// the vassal keeps running on its last good one.
 	Restart bool `json:"restart,omitempty"`
-	// PIDNamespace is true when the vassal is PID 1 of its own namespace.
-	PIDNamespace   bool          `json:"pid_namespace,omitempty"`
-	MountNamespace bool          `json:"mount_namespace,omitempty"`
-	Mounts         []MountStatus `json:"mounts,omitempty"`
+	// Namespaces, on a start, is the set the vassal was cloned into: the
+	// one place PID 1 learns it from (argv carries only the name).
+	Namespaces reexec.Namespaces `json:"namespaces,omitempty"`
+	Mounts     []MountStatus     `json:"mounts,omitempty"`
 }
 
 // Conn is a message stream. Send is safe for concurrent use.

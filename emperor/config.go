@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/emperor-dev/emperor/reexec"
 	"github.com/emperor-dev/emperor/vassalfile"
 )
 
@@ -25,7 +26,7 @@ type Config struct {
 	ControlPath string
 	// Namespaces every vassal is cloned into (emperor-use-clone); a vassal's
 	// own unshare adds to them.
-	Namespaces vassalfile.Namespaces
+	Namespaces reexec.Namespaces
 	// Throttle is the first backoff step after a vassal dies again soon
 	// after a restart (emperor-throttle); it doubles up to MaxThrottle.
 	Throttle    time.Duration
@@ -46,7 +47,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		ControlPath: DefaultControlPath,
-		Namespaces:  vassalfile.DefaultNamespaces,
+		Namespaces:  reexec.DefaultNamespaces,
 		Throttle:    time.Second,
 		MaxThrottle: 180 * time.Second,
 		HealthyTime: 10 * time.Second,

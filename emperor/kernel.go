@@ -8,7 +8,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/emperor-dev/emperor/vassalfile"
+	"github.com/emperor-dev/emperor/reexec"
 	"golang.org/x/sys/unix"
 )
 
@@ -115,7 +115,7 @@ func (f *forker) forkExec(argv []string, attr *syscall.ProcAttr) (int, error) {
 // reaching vassals directly: the emperor stops them in order, with mercy.
 // PidFD gives us a handle that cannot be confused with a recycled PID, for
 // signals and for the exit wait.
-func vassalAttr(ns vassalfile.Namespaces, control *os.File, pidfd *int) (*syscall.ProcAttr, error) {
+func vassalAttr(ns reexec.Namespaces, control *os.File, pidfd *int) (*syscall.ProcAttr, error) {
 	null, err := devNull()
 	if err != nil {
 		return nil, err

@@ -15,13 +15,14 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/control"
+	"github.com/emperor-dev/emperor/reexec"
 	"github.com/emperor-dev/emperor/vassal"
 )
 
 // The test binary is also the vassal init: the emperor re-executes
 // os.Executable(), which here is this binary.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == vassal.InitCommand {
+	if len(os.Args) > 1 && os.Args[1] == reexec.InitCommand {
 		os.Exit(vassal.Main(os.Args[2:]))
 	}
 	os.Exit(m.Run())

@@ -3,7 +3,7 @@ package emperor
 import (
 	"errors"
 
-	"github.com/emperor-dev/emperor/vassal"
+	"github.com/emperor-dev/emperor/userdb"
 	"github.com/emperor-dev/emperor/vassalfile"
 )
 
@@ -42,7 +42,7 @@ func CheckVassal(path string, content []byte) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := vassal.ResolveCreds(spec); err != nil {
+	if _, err := userdb.Resolve(spec.CredsRequest()); err != nil {
 		return nil, vassalfile.Errors{credsDiag(f, err)}
 	}
 	rf, err := vassalfile.Parse(path, content, vassalfile.ParseOptions{Reload: true})
@@ -59,14 +59,14 @@ func CheckVassal(path string, content []byte) (*Loaded, error) {
 // (uid, gid or add-gid).
 func credsDiag(f *vassalfile.File, err error) vassalfile.Diag {
 	d := vassalfile.Diag{File: f.Path, Message: err.Error()}
-	var ce *vassal.CredsError
+	var ce *userdb.CredsError
 	if errors.As(err, &ce) {
-		if e, ok := f.Last(ce.Op); ok {
+		if e, ok := f.Last(ce.Option); ok {
 			d.Line = e.Line
 		}
-		if ce.Op == "add-gid" {
+		if ce.Option == "add-gid" {
 			for _, e := range f.All("add-gid") {
-				if e.Value == ce.Arg {
+				if e.Value == ce.Value {
 					d.Line = e.Line
 				}
 			}

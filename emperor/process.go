@@ -7,8 +7,7 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/control"
-	"github.com/emperor-dev/emperor/vassal"
-	"github.com/emperor-dev/emperor/vassalfile"
+	"github.com/emperor-dev/emperor/reexec"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,13 +40,13 @@ type exitResult struct {
 }
 
 // startProcess forks exe as the PID 1 of a vassal in namespaces ns.
-func startProcess(exe, name string, ns vassalfile.Namespaces) (*process, error) {
+func startProcess(exe, name string, ns reexec.Namespaces) (*process, error) {
 	ours, theirs, err := controlPair()
 	if err != nil {
 		return nil, err
 	}
 	pidfd := -1
-	argv := []string{exe, vassal.InitCommand, ns.String(), name}
+	argv := reexec.Argv(exe, name)
 	attr, err := vassalAttr(ns, theirs, &pidfd)
 	if err != nil {
 		ours.Close()

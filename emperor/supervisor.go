@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/control"
-	"github.com/emperor-dev/emperor/vassal"
-	"github.com/emperor-dev/emperor/vassalfile"
+	"github.com/emperor-dev/emperor/reexec"
 )
 
 // The states of a vassal, as `emperor status` shows them.
@@ -273,7 +272,7 @@ func (s *supervisor) start() {
 	s.log.Info("vassal spawned", "pid", p.pid, "namespaces", ns.String())
 	err = p.send(control.Message{
 		Type: control.MsgStart, Name: s.name, Path: v.Path, Content: v.Content, Mercy: s.cfg.Mercy,
-		PIDNamespace: ns&vassalfile.NSPID != 0, MountNamespace: ns&vassalfile.NSMount != 0,
+		Namespaces: ns,
 	})
 	if err != nil {
 		s.fatal = fmt.Sprintf("the start message could not be sent: %v", err)
@@ -352,7 +351,7 @@ func (s *supervisor) exited(r exitResult) {
 		s.kill.Stop()
 		s.kill = nil
 	}
-	status := vassal.DescribeStatus(r.ws)
+	status := reexec.DescribeStatus(r.ws)
 	if r.err != nil {
 		status = r.err.Error()
 	}

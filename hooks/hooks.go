@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/emperor-dev/emperor/userdb"
 )
 
 // Phase is when a hook runs.
@@ -172,6 +174,13 @@ func parseChown(h *Hook) error {
 	f := strings.Fields(h.Args)
 	if len(f) != 3 {
 		return fmt.Errorf("wants PATH USER GROUP, got %q", h.Args)
+	}
+	// A number is checked here; a name is looked up when the hook runs
+	// (in the jail's database, after a chroot).
+	for i, kind := range []string{"user", "group"} {
+		if _, _, err := userdb.ParseID(f[i+1]); err != nil {
+			return fmt.Errorf("%s %q: %w", kind, f[i+1], err)
+		}
 	}
 	return nil
 }

@@ -56,6 +56,10 @@ func TestParseErrors(t *testing.T) {
 		"chmod:/x rwx":                 "not octal",
 		"putenv:NOEQ":                  "KEY=VALUE",
 		"write:/only-a-file":           "FILE DATA",
+		"chown:/x -1 0":                `user "-1": negative id`,
+		"chown:/x 0 -2":                `group "-2": negative id`,
+		"chown:/x 4294967295 0":        `user "4294967295": id out of range`,
+		"chown:/x root":                "PATH USER GROUP",
 	} {
 		_, err := Parse(AsRoot, line, 1)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -89,5 +93,16 @@ func TestMountHookError(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "line 4") || !strings.Contains(err.Error(), "MS_BIND|MS_REC") {
 		t.Fatalf("got %q", err)
+	}
+}
+
+// chown resolves through userdb: a negative id never reaches chown(2)
+// (where -1 means "leave unchanged") even when the hook was built without
+// Parse.
+func TestChownRejectsNegativeIDs(t *testing.T) {
+	h := Hook{Phase: AsUser, Action: "chown", Args: t.TempDir() + " -1 -1"}
+	err := run(t.Context(), h, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "negative id") {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/user"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emperor-dev/emperor/mount"
+	"github.com/emperor-dev/emperor/userdb"
 	"golang.org/x/sys/unix"
 )
 
@@ -102,11 +102,11 @@ func run(ctx context.Context, h Hook, env Env, log *slog.Logger) error {
 		return os.Chmod(f[0], os.FileMode(mode))
 	case "chown":
 		f := strings.Fields(a)
-		uid, err := lookupID(f[1], true)
+		uid, err := userdb.LookupUID(f[1])
 		if err != nil {
 			return err
 		}
-		gid, err := lookupID(f[2], false)
+		gid, err := userdb.LookupGroup(f[2])
 		if err != nil {
 			return err
 		}
@@ -146,22 +146,4 @@ func waitFor(ctx context.Context, kind, path string) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-func lookupID(v string, isUser bool) (int, error) {
-	if n, err := strconv.Atoi(v); err == nil {
-		return n, nil
-	}
-	if isUser {
-		u, err := user.Lookup(v)
-		if err != nil {
-			return 0, err
-		}
-		return strconv.Atoi(u.Uid)
-	}
-	g, err := user.LookupGroup(v)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(g.Gid)
 }

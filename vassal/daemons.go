@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/procstat"
+	"github.com/emperor-dev/emperor/reexec"
 	"github.com/emperor-dev/emperor/vassalfile"
 	"golang.org/x/sys/unix"
 )
@@ -194,7 +195,7 @@ func (d *daemon) run() {
 			select {
 			case ws := <-exit:
 				killProcessGroup(pid, syscall.SIGKILL) // anything it left in its group
-				d.log.Warn("daemon exited", "pid", pid, "status", DescribeStatus(ws), "ran", time.Since(started).Round(time.Millisecond))
+				d.log.Warn("daemon exited", "pid", pid, "status", reexec.DescribeStatus(ws), "ran", time.Since(started).Round(time.Millisecond))
 			case mercy := <-d.stop:
 				terminate(pid, exit, mercy, d.log)
 				return
@@ -233,7 +234,7 @@ func terminate(pid int, exit <-chan unix.WaitStatus, mercy time.Duration, log *s
 	defer t.Stop()
 	select {
 	case ws := <-exit:
-		log.Info("daemon stopped", "pid", pid, "status", DescribeStatus(ws))
+		log.Info("daemon stopped", "pid", pid, "status", reexec.DescribeStatus(ws))
 	case <-t.C:
 		log.Warn("daemon ignored SIGTERM, killing", "pid", pid, "mercy", mercy)
 		killProcessGroup(pid, syscall.SIGKILL)

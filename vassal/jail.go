@@ -9,6 +9,7 @@ import (
 
 	"github.com/emperor-dev/emperor/mount"
 	"github.com/emperor-dev/emperor/mountinfo"
+	"github.com/emperor-dev/emperor/reexec"
 	"golang.org/x/sys/unix"
 )
 
@@ -108,7 +109,7 @@ func (h hookEnv) Exec(ctx context.Context, cmd string) error {
 		if ws.Exited() && ws.ExitStatus() == 0 {
 			return nil
 		}
-		return fmt.Errorf("%s", DescribeStatus(ws))
+		return fmt.Errorf("%s", reexec.DescribeStatus(ws))
 	case <-ctx.Done():
 		killProcessGroup(pid, syscall.SIGKILL)
 		select {

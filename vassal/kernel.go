@@ -10,6 +10,7 @@ import (
 
 	"github.com/emperor-dev/emperor/mount"
 	"github.com/emperor-dev/emperor/procstat"
+	"github.com/emperor-dev/emperor/userdb"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,14 +42,7 @@ func becomeSubreaper() error {
 	return nil
 }
 
-// Creds is who the vassal's processes run as after the drop.
-type Creds struct {
-	UID, GID int
-	Groups   []int
-	Set      bool // false: stay as we are (root)
-}
-
-// CredsError names the setting that could not be resolved or applied.
+// CredsError is a privilege drop that failed, with the ids it asked for.
 type CredsError struct {
 	Op  string
 	Arg string
@@ -63,7 +57,7 @@ func (e *CredsError) Unwrap() error { return e.Err }
 // change its groups any more, and a process that kept root's supplementary
 // groups would keep their file access. Go's syscall package applies each
 // call to every thread of the process.
-func dropPrivileges(c Creds) error {
+func dropPrivileges(c userdb.Creds) error {
 	if !c.Set {
 		return nil
 	}

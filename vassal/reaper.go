@@ -100,14 +100,3 @@ type ExecError struct {
 
 func (e *ExecError) Error() string { return fmt.Sprintf("exec %q: %v", e.Argv, e.Err) }
 func (e *ExecError) Unwrap() error { return e.Err }
-
-// DescribeStatus renders a wait status the way an operator reads it.
-func DescribeStatus(ws unix.WaitStatus) string {
-	switch {
-	case ws.Exited():
-		return fmt.Sprintf("exit status %d", ws.ExitStatus())
-	case ws.Signaled():
-		return fmt.Sprintf("killed by %v", ws.Signal())
-	}
-	return fmt.Sprintf("wait status %#x", uint32(ws))
-}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/procstat"
+	"github.com/emperor-dev/emperor/reexec"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,7 +63,7 @@ func TestReaperDeliversStatusesAndReapsOrphans(t *testing.T) {
 		select {
 		case ws := <-s.ch:
 			if !ws.Exited() || ws.ExitStatus() != s.code {
-				t.Fatalf("child %d: %s", s.code, DescribeStatus(ws))
+				t.Fatalf("child %d: %s", s.code, reexec.DescribeStatus(ws))
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("child %d: no status", s.code)
@@ -91,8 +92,8 @@ func TestReaperSignalDeath(t *testing.T) {
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	ws := <-ch
-	if !ws.Signaled() || DescribeStatus(ws) != "killed by killed" {
-		t.Fatalf("%s", DescribeStatus(ws))
+	if !ws.Signaled() || reexec.DescribeStatus(ws) != "killed by killed" {
+		t.Fatalf("%s", reexec.DescribeStatus(ws))
 	}
 	_, _, err = r.Start("/nonexistent/binary", []string{"/nonexistent/binary"}, devnullAttr(t))
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/binary") {

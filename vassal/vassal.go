@@ -19,20 +19,15 @@ import (
 	"github.com/emperor-dev/emperor/control"
 	"github.com/emperor-dev/emperor/hooks"
 	"github.com/emperor-dev/emperor/mountcheck"
+	"github.com/emperor-dev/emperor/reexec"
+	"github.com/emperor-dev/emperor/userdb"
 	"github.com/emperor-dev/emperor/vassalfile"
 	"golang.org/x/sys/unix"
 )
 
-// InitCommand is argv[1] of a re-executed vassal. It is not a CLI command and
-// is not shown in help.
-const InitCommand = "vassal-init"
-
 // CPUProfileEnv names a file the vassal's PID 1 writes a CPU profile to, from
 // start to exit (make bench uses it for the cache-off profile).
 const CPUProfileEnv = "EMPEROR_VASSAL_CPUPROFILE"
-
-// ControlFD is the inherited end of the emperor's socketpair.
-const ControlFD = 3
 
 // startTimeout bounds the wait for the emperor's start message.
 const startTimeout = 30 * time.Second
@@ -43,6 +38,7 @@ type vassal struct {
 	conn     *control.Conn
 	log      *slog.Logger
 	reaper   *Reaper
+	ns       reexec.Namespaces // from the start message
 	pidNS    bool
 	spec     *vassalfile.Spec
 	file     *vassalfile.File
@@ -52,7 +48,6 @@ type vassal struct {
 	daemons  daemonSet
 	sockets  []*os.File
 	extraEnv []string // from putenv hooks
-	mountNS  bool
 
 	http *httpService
 
@@ -66,14 +61,19 @@ type vassal struct {
 	checkNow    chan struct{}
 }
 
-// Main runs a vassal. args are the words after InitCommand. It returns the
-// process exit code.
+// Main runs a vassal's PID 1. args are the words after
+// reexec.InitCommand: the vassal's name, there for ps. Everything else comes
+// in the start message on reexec.ControlFD. It returns the process exit code.
 func Main(args []string) int {
 	// PID 1 mostly waits; one P keeps its threads and memory small when a
 	// host runs hundreds of vassals. (Not via the environment: the tenant's
 	// daemons inherit that.)
 	runtime.GOMAXPROCS(1)
-	base := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	handler := slog.Handler(slog.NewTextHandler(os.Stderr, nil))
+	base := slog.New(handler)
+	if len(args) > 0 {
+		base = base.With("vassal", args[0])
+	}
 	stopProfile := func() {}
 	if path := os.Getenv(CPUProfileEnv); path != "" {
 		if stop, err := startCPUProfile(path); err != nil {
@@ -84,41 +84,33 @@ func Main(args []string) int {
 			defer stopProfile()
 		}
 	}
-	// Before anything else: keep every mount we make out of the host.
-	if len(args) > 0 {
-		ns, err := vassalfile.ParseCloneFlags(args[0])
-		if err == nil && ns&vassalfile.NSMount != 0 {
-			if err := makeRootSlave(); err != nil {
-				base.Error("vassal setup failed", "err", err)
-				return 1
-			}
-			if ns&vassalfile.NSPID != 0 {
-				if err := mountProc(); err != nil {
-					base.Error("vassal setup failed", "err", err)
-					return 1
-				}
-			}
-		}
-	}
-	if _, err := unix.FcntlInt(ControlFD, unix.F_GETFD, 0); err != nil {
+	if _, err := unix.FcntlInt(reexec.ControlFD, unix.F_GETFD, 0); err != nil {
 		base.Error("vassal-init is started by the emperor, with its control socket on fd 3", "err", err)
 		return 2
 	}
-	syscall.CloseOnExec(ControlFD)
+	syscall.CloseOnExec(reexec.ControlFD)
 	// Through the netpoller, so the control read does not pin a thread.
-	_ = syscall.SetNonblock(ControlFD, true)
-	f := os.NewFile(ControlFD, "emperor-control")
+	_ = syscall.SetNonblock(reexec.ControlFD, true)
+	f := os.NewFile(reexec.ControlFD, "emperor-control")
 	conn := control.NewConn(f)
+	// Receiving the start message touches no mount; nothing before this
+	// point mounts anything either.
 	start, err := recvStart(conn)
 	if err != nil {
 		base.Error("no start message from the emperor", "err", err)
 		return 1
 	}
+	// Then, before anything else: keep every mount we make out of the host.
+	if err := enterNamespaces(start.Namespaces); err != nil {
+		base.Error("vassal setup failed", "err", err)
+		_ = conn.Send(control.Message{Type: control.MsgFatal, Reason: err.Error()})
+		return 1
+	}
 	v := &vassal{
 		name: start.Name, path: start.Path, conn: conn, mercy: start.Mercy, stopProfile: stopProfile,
-		log:       base.With("vassal", start.Name),
-		pidNS:     os.Getpid() == 1,
-		mountNS:   start.MountNamespace,
+		log:       slog.New(handler).With("vassal", start.Name),
+		ns:        start.Namespaces,
+		pidNS:     start.Namespaces.Has(reexec.NSPID),
 		mountFail: make(chan *mountcheck.Failure, 1),
 		checkNow:  make(chan struct{}, 1),
 	}
@@ -126,6 +118,25 @@ func Main(args []string) int {
 		v.mercy = 30 * time.Second
 	}
 	return v.main(start)
+}
+
+// enterNamespaces finishes what the clone flags began, from the set in the
+// start message: / becomes a recursive slave in a new mount namespace, and
+// with a new PID namespace too /proc is that namespace's own.
+func enterNamespaces(ns reexec.Namespaces) error {
+	if ns.Has(reexec.NSPID) != (os.Getpid() == 1) {
+		return fmt.Errorf("the start message says namespaces %s, but this process is pid %d: the emperor and this binary disagree on the re-exec contract", ns, os.Getpid())
+	}
+	if !ns.Has(reexec.NSMount) {
+		return nil
+	}
+	if err := makeRootSlave(); err != nil {
+		return err
+	}
+	if ns.Has(reexec.NSPID) {
+		return mountProc()
+	}
+	return nil
 }
 
 func recvStart(conn *control.Conn) (control.Message, error) {
@@ -197,7 +208,7 @@ func (v *vassal) main(start control.Message) int {
 // setup runs the first-start phases in order: asap, pre-jail, the jail,
 // post-jail, in-jail, as-root, privilege drop, as-user, chdir.
 func (v *vassal) setup() error {
-	creds, err := ResolveCreds(v.spec)
+	creds, err := userdb.Resolve(v.spec.CredsRequest())
 	if err != nil {
 		return err
 	}
@@ -207,7 +218,7 @@ func (v *vassal) setup() error {
 		}
 	}
 	if v.spec.PivotNew != "" || v.spec.Chroot != "" {
-		if !v.mountNS {
+		if !v.ns.Has(reexec.NSMount) {
 			return fmt.Errorf("pivot_root/chroot need the vassal's own mount namespace (emperor-use-clone or unshare with fs): refusing to change the host's root")
 		}
 		if v.spec.PivotNew != "" {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/hooks"
+	"github.com/emperor-dev/emperor/reexec"
 )
 
 // Daemon is one attach-daemon or smart-attach-daemon line.
@@ -29,7 +30,7 @@ type Spec struct {
 	Daemons       []Daemon
 	SharedSockets []string
 	ReloadMercy   time.Duration // 0: the emperor's
-	Unshare       Namespaces
+	Unshare       reexec.Namespaces
 
 	Hooks         []hooks.Hook // in file order; see PhaseHooks
 	Chroot        string

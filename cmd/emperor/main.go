@@ -5,13 +5,14 @@ package main
 import (
 	"os"
 
+	"github.com/emperor-dev/emperor/reexec"
 	"github.com/emperor-dev/emperor/vassal"
 )
 
 func main() {
 	// A re-executed vassal skips the CLI entirely: it is PID 1 of a new
 	// namespace and must set up its mounts before anything else runs.
-	if len(os.Args) > 1 && os.Args[1] == vassal.InitCommand {
+	if len(os.Args) > 1 && os.Args[1] == reexec.InitCommand {
 		os.Exit(vassal.Main(os.Args[2:]))
 	}
 	os.Exit(execute(os.Args[1:]))
