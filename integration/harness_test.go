@@ -194,8 +194,10 @@ func startEmperor(t *testing.T, config ...string) *emperorProc {
 			t.Logf("emperor log:\n%s", e.log.String())
 		}
 	})
-	waitFor(t, 5*time.Second, "control socket", func() bool {
-		_, err := os.Stat(e.control)
+	// The socket file appears at bind(2), before listen(2): wait for a
+	// status call that is answered.
+	waitFor(t, time.Minute, "the control socket to answer", func() bool {
+		_, err := control.Call(e.control, control.Request{Cmd: "status"}, time.Minute)
 		return err == nil
 	})
 	return e
