@@ -4,8 +4,10 @@ import (
 	"archive/zip"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,21 +38,34 @@ func fuseForUsers(t *testing.T) {
 }
 
 // testUser creates a system user for the test and removes it afterwards.
-func testUser(t *testing.T, name string) (uid, gid int) {
+// Its name is prefix and a random suffix, never an existing user's: the test
+// neither depends on nor disturbs a user an earlier run (or anyone) left.
+func testUser(t *testing.T, prefix string) (name string, uid, gid int) {
 	t.Helper()
-	exec.Command("userdel", name).Run()
+	for i := 0; ; i++ {
+		name = fmt.Sprintf("%s%06x", prefix, rand.IntN(1<<24))
+		if _, err := user.Lookup(name); err != nil {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("no free user name with prefix %s", prefix)
+		}
+	}
 	if out, err := exec.Command("useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
 		t.Fatalf("useradd %s: %v %s", name, err, out)
 	}
-	t.Cleanup(func() { exec.Command("userdel", name).Run() })
-	out, err := exec.Command("id", "-u", name).Output()
+	t.Cleanup(func() {
+		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
+			t.Errorf("userdel %s: %v %s", name, err, out)
+		}
+	})
+	u, err := user.Lookup(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	uid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
-	out, _ = exec.Command("id", "-g", name).Output()
-	gid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
-	return uid, gid
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return name, uid, gid
 }
 
 // publicTestBinary copies this test binary where a tenant can execute it
@@ -152,16 +167,17 @@ func threadCount(pid int) int {
 	return -1
 }
 
-// tenantZip makes the tutorial's fixture: a test user, a zip of zipFiles it
-// can read, and an empty mount point it owns.
-func tenantZip(t *testing.T, user string) (uid, gid int, dir, zipPath, mnt string) {
+// tenantZip makes the tutorial's fixture: a test user (named prefix and a
+// random suffix), a zip of zipFiles it can read, and an empty mount point it
+// owns.
+func tenantZip(t *testing.T, prefix string) (user string, uid, gid int, dir, zipPath, mnt string) {
 	t.Helper()
-	uid, gid = testUser(t, user)
+	user, uid, gid = testUser(t, prefix)
 	dir = publicDir(t)
 	zipPath = filepath.Join(dir, "app.zip")
 	writeZip(t, zipPath, zipFiles)
 	mnt = filepath.Join(dir, "app")
 	os.Mkdir(mnt, 0o755)
 	os.Chown(mnt, uid, gid)
-	return uid, gid, dir, zipPath, mnt
+	return user, uid, gid, dir, zipPath, mnt
 }

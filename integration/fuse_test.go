@@ -22,8 +22,7 @@ var zipFiles = map[string]string{
 // mountpoint-check on it.
 func TestZipApp(t *testing.T) {
 	fuseForUsers(t)
-	user := "emptzip"
-	uid, _, _, zipPath, mnt := tenantZip(t, user)
+	user, uid, _, _, zipPath, mnt := tenantZip(t, "emptzip")
 	bin := publicTestBinary(t)
 	port := freePort(t)
 	e := startEmperor(t, "emperor-healthy-time = 1")
@@ -215,8 +214,8 @@ func TestCowRootfs(t *testing.T) {
 		path string
 	}
 	var tenants []tenant
-	for _, user := range []string{"emptcowa", "emptcowb"} {
-		uid, gid := testUser(t, user)
+	for _, prefix := range []string{"emptcowa", "emptcowb"} {
+		user, uid, gid := testUser(t, prefix)
 		cow := filepath.Join(ns, "cow", user)
 		os.MkdirAll(cow, 0o755)
 		os.Chown(cow, uid, gid)
@@ -236,6 +235,7 @@ mountpoint-check = /
 `, user, user, ns, ufs, ufs, ufs, port))
 		tenants = append(tenants, tenant{user, port, path})
 	}
+	ua, ub := tenants[0].user, tenants[1].user
 	for _, tn := range tenants {
 		body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/index.html", tn.port), 10*time.Second)
 		if body != "<p>shared base</p>\n" {
@@ -257,11 +257,11 @@ mountpoint-check = /
 		return string(b)
 	}
 	waitFor(t, 5*time.Second, "the apps' writes", func() bool {
-		return wrote("emptcowa") != "" && wrote("emptcowb") != ""
+		return wrote(ua) != "" && wrote(ub) != ""
 	})
 
 	t.Run("writes land in the tenant's cow dir, the base is untouched", func(t *testing.T) {
-		if w := wrote("emptcowa"); w != "written by emptcowa\n" {
+		if w := wrote(ua); w != "written by "+ua+"\n" {
 			t.Fatalf("cow of a: %q", w)
 		}
 		if _, err := os.Stat(filepath.Join(ns, "base/tmp/app-wrote-this")); err == nil {
@@ -270,7 +270,7 @@ mountpoint-check = /
 	})
 
 	t.Run("tenants do not see each other's writes", func(t *testing.T) {
-		for _, tn := range []string{"emptcowa", "emptcowb"} {
+		for _, tn := range []string{ua, ub} {
 			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/tmp/app-wrote-this", daemonOf(tn)))
 			if err != nil || string(b) != "written by "+tn+"\n" {
 				t.Fatalf("%s sees %q (%v)", tn, b, err)
@@ -279,7 +279,7 @@ mountpoint-check = /
 	})
 
 	t.Run("the host filesystem is out of reach", func(t *testing.T) {
-		pid := daemonOf("emptcowa")
+		pid := daemonOf(ua)
 		root := fmt.Sprintf("/proc/%d/root", pid)
 		ents, err := os.ReadDir(root + "/.old_root")
 		if err != nil || len(ents) != 0 {
@@ -302,22 +302,22 @@ mountpoint-check = /
 
 	t.Run("kill -9 of unionfs-fuse keeps the cow data", func(t *testing.T) {
 		time.Sleep(1200 * time.Millisecond)
-		os.WriteFile(filepath.Join(ns, "cow/emptcowa/tmp/kept"), []byte("kept\n"), 0o644)
-		v := e.waitState("emptcowa", "running", 5*time.Second)
+		os.WriteFile(filepath.Join(ns, "cow", ua, "tmp/kept"), []byte("kept\n"), 0o644)
+		v := e.waitState(ua, "running", 5*time.Second)
 		u := pidsInNSNamed(pidNamespace(v.PID), "unionfs-fuse")
 		if len(u) != 1 {
 			t.Fatalf("unionfs-fuse in the vassal: %v", u)
 		}
 		syscall.Kill(u[0], syscall.SIGKILL)
 		waitFor(t, 5*time.Second, "tenant a back", func() bool {
-			n, _ := e.vassal("emptcowa")
+			n, _ := e.vassal(ua)
 			if n.PID == v.PID || n.State != "running" {
 				return false
 			}
 			code, _, err := get(fmt.Sprintf("http://127.0.0.1:%d/index.html", tenants[0].port))
 			return err == nil && code == 200
 		})
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/tmp/kept", daemonOf("emptcowa")))
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/tmp/kept", daemonOf(ua)))
 		if err != nil || string(b) != "kept\n" {
 			t.Fatalf("cow data after restart: %q %v", b, err)
 		}
@@ -339,7 +339,7 @@ mountpoint-check = /
 		if left := mountSeenAnywhere(ufs); len(left) > 0 {
 			t.Fatalf("%s still mounted for %v", ufs, left)
 		}
-		if w := wrote("emptcowa"); w == "" {
+		if w := wrote(ua); w == "" {
 			t.Fatal("tenant data lost on stop")
 		}
 	})
@@ -349,8 +349,7 @@ mountpoint-check = /
 // fusermount -u unmounts the tenant's FUSE mount.
 func TestAtexitHooks(t *testing.T) {
 	fuseForUsers(t)
-	user := "emptatx"
-	_, _, dir, zipPath, mnt := tenantZip(t, user)
+	user, _, _, dir, zipPath, mnt := tenantZip(t, "emptatx")
 	marks := filepath.Join(dir, "marks")
 	os.WriteFile(marks, nil, 0o666)
 	os.Chmod(marks, 0o666)
