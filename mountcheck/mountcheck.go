@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,13 +40,27 @@ type Checker struct {
 	// us (uWSGI only statfs()es and misses that case).
 	wasMount map[string]bool
 
+	// sysStatfs is statfs(2); the tests replace it with one that blocks.
+	sysStatfs func(path string, st *unix.Statfs_t) error
+
 	mu       sync.Mutex
-	inflight map[string]chan error // a statfs still blocked from an earlier check
+	inflight map[string]*call // a statfs still running, possibly blocked
+	stopped  bool             // Stop was called: no statfs starts any more
+	quit     chan struct{}    // closed by Stop
 }
+
+// call is one statfs(2) on its own goroutine; done closes when it returns.
+type call struct {
+	done chan struct{}
+	err  error
+}
+
+// ErrStopped is a check asked for after Stop.
+var ErrStopped = errors.New("mountpoint-check stopped")
 
 // New records the current mount state of paths.
 func New(paths []string, timeout time.Duration) *Checker {
-	c := &Checker{paths: paths, timeout: timeout, wasMount: map[string]bool{}, inflight: map[string]chan error{}}
+	c := &Checker{paths: paths, timeout: timeout, wasMount: map[string]bool{}, inflight: map[string]*call{}, quit: make(chan struct{}), sysStatfs: unix.Statfs}
 	mounts, _ := mountinfo.Set()
 	for _, p := range paths {
 		c.wasMount[p] = mounts[p]
@@ -110,27 +126,30 @@ func describe(p string, err error) *Failure {
 // blocked fails at once instead of piling up blocked threads.
 func (c *Checker) statfs(p string) error {
 	c.mu.Lock()
-	ch, busy := c.inflight[p]
+	if c.stopped {
+		c.mu.Unlock()
+		return ErrStopped
+	}
+	cl, busy := c.inflight[p]
 	if !busy {
-		ch = make(chan error, 1)
-		c.inflight[p] = ch
+		cl = &call{done: make(chan struct{})}
+		c.inflight[p] = cl
 		go func() {
 			var st unix.Statfs_t
-			err := unix.Statfs(p, &st)
-			if err != nil {
-				err = &os.PathError{Op: "statfs", Path: p, Err: err}
+			if err := c.sysStatfs(p, &st); err != nil {
+				cl.err = &os.PathError{Op: "statfs", Path: p, Err: err}
 			}
-			ch <- err
 			c.mu.Lock()
 			delete(c.inflight, p)
 			c.mu.Unlock()
+			close(cl.done)
 		}()
 	}
 	c.mu.Unlock()
 	if busy {
 		select {
-		case err := <-ch:
-			return err // it finished just now
+		case <-cl.done:
+			return cl.err // it finished just now
 		default:
 			return fmt.Errorf("%w: an earlier statfs is still blocked", ErrTimeout)
 		}
@@ -138,16 +157,84 @@ func (c *Checker) statfs(p string) error {
 	t := time.NewTimer(c.timeout)
 	defer t.Stop()
 	select {
-	case err := <-ch:
-		return err
+	case <-cl.done:
+		return cl.err
 	case <-t.C:
 		return fmt.Errorf("%w after %v", ErrTimeout, c.timeout)
 	}
 }
 
+// Timeout is the check timeout: how long a statfs may take.
+func (c *Checker) Timeout() time.Duration { return c.timeout }
+
+// InFlight lists the paths whose statfs(2) has not returned yet, sorted.
+func (c *Checker) InFlight() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ps []string
+	for p := range c.inflight {
+		ps = append(ps, p)
+	}
+	sort.Strings(ps)
+	return ps
+}
+
+// StillBlockedError is a Stop that gave up on statfs calls that had not
+// returned within the check timeout: their paths are hung mounts, which stay
+// busy (an unmount of them fails with EBUSY) until the calls return.
+type StillBlockedError struct {
+	Paths   []string
+	Timeout time.Duration
+}
+
+func (e *StillBlockedError) Error() string {
+	return fmt.Sprintf("mountpoint-check stop: statfs of %s still blocked after %v", strings.Join(e.Paths, ", "), e.Timeout)
+}
+
+// Stop ends the checker before the tenant unmounts its filesystems (the
+// as-user-atexit hooks' fusermount -u). A statfs(2) in flight holds a
+// reference to the mount for as long as it runs, and umount(2) fails with
+// EBUSY on a mount with references. So after Stop no statfs starts, Run
+// returns and reports no failure any more (an unmount from now on is
+// expected), and Stop waits, at most the check timeout, for the calls in
+// flight to return. It is idempotent.
+func (c *Checker) Stop() error {
+	c.mu.Lock()
+	if !c.stopped {
+		c.stopped = true
+		close(c.quit)
+	}
+	pending := make(map[string]*call, len(c.inflight))
+	for p, cl := range c.inflight {
+		pending[p] = cl
+	}
+	c.mu.Unlock()
+	// One deadline for all: the calls run in parallel.
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	var blocked []string
+	for p, cl := range pending {
+		select {
+		case <-cl.done:
+		case <-ctx.Done():
+			select {
+			case <-cl.done:
+			default:
+				blocked = append(blocked, p)
+			}
+		}
+	}
+	if len(blocked) > 0 {
+		sort.Strings(blocked)
+		return &StillBlockedError{Paths: blocked, Timeout: c.timeout}
+	}
+	return nil
+}
+
 // Run checks every interval and whenever trigger fires (the vassal fires it
 // when any child exits, so a FUSE daemon's death is seen in milliseconds).
-// It returns the first failure, or nil when ctx is done.
+// It returns the first failure, or nil when ctx is done or Stop was called:
+// a failure seen after Stop (the tenant's own unmount) is not one.
 func (c *Checker) Run(ctx context.Context, interval time.Duration, trigger <-chan struct{}) *Failure {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -155,11 +242,18 @@ func (c *Checker) Run(ctx context.Context, interval time.Duration, trigger <-cha
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-c.quit:
+			return nil
 		case <-t.C:
 		case <-trigger:
 		}
 		if f := c.Check(); f != nil {
-			return f
+			select {
+			case <-c.quit:
+				return nil
+			default:
+				return f
+			}
 		}
 	}
 }

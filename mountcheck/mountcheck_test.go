@@ -2,9 +2,12 @@ package mountcheck
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestHealthyAndMissing(t *testing.T) {
@@ -43,14 +46,109 @@ func TestRunTrigger(t *testing.T) {
 	c.wasMount[dir] = true
 	trig := make(chan struct{}, 1)
 	trig <- struct{}{}
-	start := time.Now()
-	f := c.Run(context.Background(), time.Hour, trig)
-	if f == nil || time.Since(start) > 5*time.Second {
-		t.Fatalf("trigger did not check at once: %v", f)
+	// With an hour's interval, only the trigger can make Run check.
+	if f := c.Run(context.Background(), time.Hour, trig); f == nil {
+		t.Fatal("Run returned no failure")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if f := New([]string{dir}, time.Second).Run(ctx, time.Hour, nil); f != nil {
 		t.Fatal(f)
+	}
+}
+
+// blockingStatfs makes c's statfs block until release is closed, and says
+// on entered when a call has started.
+func blockingStatfs(c *Checker) (entered chan string, release chan struct{}) {
+	entered, release = make(chan string, 16), make(chan struct{})
+	c.sysStatfs = func(p string, st *unix.Statfs_t) error {
+		entered <- p
+		<-release
+		return unix.Statfs(p, st)
+	}
+	return entered, release
+}
+
+// Stop waits for a statfs in flight (it holds the mount busy: the tenant's
+// fusermount -u would fail with EBUSY), and no statfs starts after it.
+func TestStopWaitsForStatfsInFlight(t *testing.T) {
+	dir := t.TempDir()
+	c := New([]string{dir}, time.Hour)
+	entered, release := blockingStatfs(c)
+	checked := make(chan *Failure, 1)
+	go func() { checked <- c.Check() }()
+	<-entered
+	stopped := make(chan error, 1)
+	go func() { stopped <- c.Stop() }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while a statfs was in flight", err)
+	case <-checked:
+		t.Fatal("Check returned while its statfs was blocked")
+	default:
+	}
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if f := <-checked; f != nil {
+		t.Fatalf("the check in flight: %v", f)
+	}
+	c.mu.Lock()
+	n := len(c.inflight)
+	c.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d statfs calls in flight after Stop", n)
+	}
+	f := c.Check()
+	if f == nil || !errors.Is(f, ErrStopped) {
+		t.Fatalf("a check after Stop: %v, want ErrStopped", f)
+	}
+	select {
+	case p := <-entered:
+		t.Fatalf("statfs of %s started after Stop", p)
+	default:
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatalf("a second Stop: %v", err)
+	}
+}
+
+// A statfs that never returns (a hung FUSE daemon) bounds Stop by the check
+// timeout, and Stop names the path.
+func TestStopGivesUpOnHungStatfs(t *testing.T) {
+	dir := t.TempDir()
+	c := New([]string{dir}, 50*time.Millisecond)
+	entered, release := blockingStatfs(c)
+	defer close(release)
+	go c.Check()
+	<-entered
+	err := c.Stop()
+	var sb *StillBlockedError
+	if !errors.As(err, &sb) || len(sb.Paths) != 1 || sb.Paths[0] != dir {
+		t.Fatalf("Stop: %v, want StillBlockedError for %s", err, dir)
+	}
+}
+
+// Run ends at Stop, and a failure it sees after Stop (the tenant's own
+// unmount) is not reported.
+func TestRunEndsAtStop(t *testing.T) {
+	dir := t.TempDir()
+	c := New([]string{dir}, time.Hour)
+	c.wasMount[dir] = true // Check fails: "no longer a mount point"
+	entered, release := blockingStatfs(c)
+	trig := make(chan struct{}, 1)
+	trig <- struct{}{}
+	ran := make(chan *Failure, 1)
+	go func() { ran <- c.Run(context.Background(), time.Hour, trig) }()
+	<-entered
+	stopped := make(chan error, 1)
+	go func() { stopped <- c.Stop() }()
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if f := <-ran; f != nil {
+		t.Fatalf("Run reported %v after Stop", f)
 	}
 }

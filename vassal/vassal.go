@@ -56,7 +56,7 @@ type vassal struct {
 	stopProfile func()
 
 	checker     *mountcheck.Checker
-	stopChecker context.CancelFunc
+	stopChecker func() error // ends the check and waits for a statfs in flight
 	mountFail   chan *mountcheck.Failure
 	checkNow    chan struct{}
 }
@@ -295,7 +295,7 @@ func (v *vassal) forwardExits() {
 // atexit fusermount -u) still counts as unmounted.
 func (v *vassal) startChecker(prev *mountcheck.Checker) error {
 	if v.stopChecker != nil {
-		v.stopChecker()
+		_ = v.stopChecker()
 		v.stopChecker = nil
 	}
 	v.checker = nil
@@ -308,7 +308,14 @@ func (v *vassal) startChecker(prev *mountcheck.Checker) error {
 		return f
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	v.checker, v.stopChecker = c, cancel
+	v.checker = c
+	v.stopChecker = func() error {
+		cancel()
+		if ps := c.InFlight(); len(ps) > 0 {
+			v.log.Info("mountpoint-check stopping: waiting for a statfs in flight", "paths", strings.Join(ps, ","), "timeout", c.Timeout())
+		}
+		return c.Stop()
+	}
 	go func() {
 		if f := c.Run(ctx, v.spec.CheckInterval, v.checkNow); f != nil {
 			select {
@@ -429,10 +436,7 @@ func (v *vassal) reload(content []byte) (int, bool) {
 	// Attached daemons restart; a smart daemon that is still configured
 	// stays, which is the point of governing it by pidfile.
 	prevChecker := v.checker
-	if v.stopChecker != nil {
-		v.stopChecker()
-		v.stopChecker = nil
-	}
+	v.releaseMounts(oldSpec)
 	v.daemons.stopWhere(v.daemonMercy(), func(d *daemon) bool {
 		if !d.spec.Smart {
 			return true
@@ -480,9 +484,7 @@ func (v *vassal) reload(content []byte) (int, bool) {
 // shutdown stops every daemon with mercy, then anything left.
 func (v *vassal) shutdown() {
 	v.stopProfile()
-	if v.stopChecker != nil {
-		v.stopChecker()
-	}
+	v.releaseMounts(v.spec)
 	if v.http != nil {
 		v.http.stop(v.daemonMercy())
 	}
@@ -491,6 +493,26 @@ func (v *vassal) shutdown() {
 		v.log.Warn("as-user-atexit hook failed", "err", err)
 	}
 	v.killEverything()
+}
+
+// releaseMounts readies the tenant's mounts for its as-user-atexit hooks: a
+// fusermount -u there fails with EBUSY while anything of ours holds a
+// reference into the mount. It stops mountpoint-check and waits for a
+// statfs(2) in flight (bounded by the check timeout), and moves PID 1's
+// working directory out of spec's chdir (which may be inside the mount) to
+// /. Hooks and daemons still start in spec's directory (newProc).
+func (v *vassal) releaseMounts(spec *vassalfile.Spec) {
+	if v.stopChecker != nil {
+		if err := v.stopChecker(); err != nil {
+			v.log.Warn("an unmount by the as-user-atexit hooks may fail with EBUSY", "err", err)
+		}
+		v.stopChecker = nil
+	}
+	if spec.Chdir != "" {
+		if err := os.Chdir("/"); err != nil {
+			v.log.Warn("cannot leave the working directory before the as-user-atexit hooks", "dir", spec.Chdir, "err", err)
+		}
+	}
 }
 
 // killEverything makes sure nothing of the vassal survives it. In its own
