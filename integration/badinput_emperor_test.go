@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,5 +97,53 @@ func TestLongLogLineKeepsDaemon(t *testing.T) {
 	}
 	if n := strings.Count(log, "line_part="); n != 16 {
 		t.Fatalf("%d parts logged, want 16", n)
+	}
+}
+
+// Descriptors the emperor inherited from whatever started it never reach a
+// vassal: a daemon running as nobody tries to read every descriptor above 2
+// and finds none. The old emperor passed them to every PID 1, hook and
+// daemon, and a daemon read a 0600 root file through one.
+func TestInheritedFDsDoNotReachTenants(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("s3cret-fd-content\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var files []*os.File
+	for i := 0; i < 6; i++ { // fds 3 to 8 of the emperor
+		f, err := os.Open(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	e := startEmperorCmd(t, func(c *exec.Cmd) { c.ExtraFiles = files })
+	// The fault is in place: the emperor holds the secret on fds 3 to 8.
+	for fd := 3; fd <= 8; fd++ {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", e.cmd.Process.Pid, fd)); err != nil || l != secret {
+			t.Fatalf("the emperor's fd %d is %q (%v), want the secret file", fd, l, err)
+		}
+	}
+	// dash redirects single-digit descriptors only; the /proc check below
+	// covers the others.
+	e.install("fds", "[uwsgi]\nuid = nobody\ngid = nogroup\n"+
+		"attach-daemon = for n in 3 4 5 6 7 8 9; do if { true <&$n; } 2>/dev/null; then echo \"inherited fd $n: `head -c 64 <&$n`\"; fi; done; echo fd-scan-done; exec sleep 100000\n")
+	waitFor(t, hang, "the daemon's scan", func() bool {
+		return strings.Contains(e.log.String(), `msg=fd-scan-done vassal=fds`)
+	})
+	if strings.Contains(e.log.String(), "inherited fd") || strings.Contains(e.log.String(), "s3cret") {
+		t.Fatal("a daemon running as nobody could read a descriptor the emperor inherited")
+	}
+	// Nor does any process of the vassal hold it, PID 1 included.
+	v := e.waitState("fds", "running", hang)
+	p, _ := readProc(v.PID)
+	for _, q := range append(descendants(v.PID), p) {
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", q.pid))
+		for _, ent := range ents {
+			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", q.pid, ent.Name())); l == secret {
+				t.Errorf("process %d (%s) of the vassal holds the secret file on fd %s", q.pid, q.comm, ent.Name())
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/emperor-dev/emperor/reexec"
@@ -10,6 +11,12 @@ import (
 )
 
 func main() {
+	// Before anything else, for every entry point: nothing we inherited may
+	// reach a vassal or its tenants.
+	if err := closeInheritedOnExec(); err != nil {
+		fmt.Fprintln(os.Stderr, "emperor: inherited descriptors:", err)
+		os.Exit(1)
+	}
 	// A re-executed vassal skips the CLI entirely: it is PID 1 of a new
 	// namespace and must set up its mounts before anything else runs.
 	if len(os.Args) > 1 && os.Args[1] == reexec.InitCommand {
