@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +146,50 @@ func TestInheritedFDsDoNotReachTenants(t *testing.T) {
 				t.Errorf("process %d (%s) of the vassal holds the secret file on fd %s", q.pid, q.comm, ent.Name())
 			}
 		}
+	}
+}
+
+// Hooks and daemons start from a clean environment: PATH, HOME, the
+// vassal's env lines (a later one of a name wins). The emperor's own environment (a SECRET_TOKEN, the
+// internal CPU-profile variable) never reaches them, nor can a daemon read
+// it from PID 1's /proc entry; $(VAR) placeholders still see the emperor's
+// environment, as the demo's vassal files expect.
+func TestEmperorEnvDoesNotReachTenants(t *testing.T) {
+	prof := filepath.Join(t.TempDir(), "pid1.prof")
+	e := startEmperorCmd(t, func(c *exec.Cmd) {
+		c.Env = append(os.Environ(), "SECRET_TOKEN=x-secret-token", "PLACEHOLDER_SRC=from-the-emperor", "EMPEROR_VASSAL_CPUPROFILE="+prof)
+	})
+	e.install("env", "[uwsgi]\nuid = nobody\ngid = nogroup\nenv = MINE=1\nenv = HOME=/home/env\nenv = VIA_PLACEHOLDER=$(PLACEHOLDER_SRC)\n"+
+		"exec-as-user = env | sed 's/^/hookenv: /'\n"+
+		"attach-daemon = env | sed 's/^/daemonenv: /'; if cat /proc/1/environ >/dev/null 2>&1; then echo pid1-environ-readable; fi; echo env-done; exec sleep 100000\n")
+	waitFor(t, hang, "the daemon's environment", func() bool {
+		return strings.Contains(e.log.String(), `msg=env-done vassal=env`)
+	})
+	// The fault is in place: the emperor has the variables.
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", e.cmd.Process.Pid))
+	if err != nil || !strings.Contains(string(environ), "SECRET_TOKEN=x-secret-token") {
+		t.Fatalf("the emperor's environment lacks SECRET_TOKEN (%v)", err)
+	}
+	got := map[string][]string{}
+	line := regexp.MustCompile(`msg="(hookenv|daemonenv): ([^"]*)"`)
+	for _, m := range line.FindAllStringSubmatch(e.log.String(), -1) {
+		got[m[1]] = append(got[m[1]], m[2])
+	}
+	want := []string{"HOME=/home/env", "MINE=1", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "VIA_PLACEHOLDER=from-the-emperor"}
+	for _, who := range []string{"hookenv", "daemonenv"} {
+		var vars []string
+		for _, kv := range got[who] {
+			if k, _, _ := strings.Cut(kv, "="); k == "PWD" {
+				continue // set by the shell itself
+			}
+			vars = append(vars, kv)
+		}
+		sort.Strings(vars)
+		if strings.Join(vars, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: the environment is\n  %q\nwant\n  %q", who, vars, want)
+		}
+	}
+	if strings.Contains(e.log.String(), "pid1-environ-readable") {
+		t.Error("a daemon running as nobody read PID 1's environment, which is the emperor's")
 	}
 }

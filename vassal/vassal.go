@@ -347,8 +347,7 @@ func (v *vassal) configure(content []byte, reload bool) error {
 }
 
 func (v *vassal) environ() []string {
-	env := append(os.Environ(), v.spec.Env...)
-	return append(env, v.extraEnv...)
+	return mergeEnv(baseEnv(), v.spec.Env, v.extraEnv)
 }
 
 func (v *vassal) workdir() string {
