@@ -80,6 +80,7 @@ func TestStopWaitsForStatfsInFlight(t *testing.T) {
 	<-entered
 	stopped := make(chan error, 1)
 	go func() { stopped <- c.Stop() }()
+	<-c.quit
 	select {
 	case err := <-stopped:
 		t.Fatalf("Stop returned (%v) while a statfs was in flight", err)
@@ -144,6 +145,7 @@ func TestRunEndsAtStop(t *testing.T) {
 	<-entered
 	stopped := make(chan error, 1)
 	go func() { stopped <- c.Stop() }()
+	<-c.quit // Stop has begun: the unmount may happen from now on
 	close(release)
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
