@@ -197,7 +197,7 @@ func startEmperor(t *testing.T, config ...string) *emperorProc {
 	// The socket file appears at bind(2), before listen(2): wait for a
 	// status call that is answered.
 	waitFor(t, time.Minute, "the control socket to answer", func() bool {
-		_, err := control.Call(e.control, control.Request{Cmd: "status"}, time.Minute)
+		_, err := control.Call(e.control, control.Request{Cmd: "status"}, hangTimeout)
 		return err == nil
 	})
 	return e
@@ -211,7 +211,7 @@ func (e *emperorProc) stop() int {
 		e.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-e.exited:
-		case <-time.After(30 * time.Second):
+		case <-time.After(hangTimeout):
 			e.cmd.Process.Kill()
 			<-e.exited
 		}
@@ -235,7 +235,7 @@ func (e *emperorProc) install(name, body string) string {
 
 func (e *emperorProc) status() []control.VassalStatus {
 	e.t.Helper()
-	resp, err := control.Call(e.control, control.Request{Cmd: "status"}, 5*time.Second)
+	resp, err := control.Call(e.control, control.Request{Cmd: "status"}, hangTimeout)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -262,8 +262,17 @@ func (e *emperorProc) waitState(name, state string, timeout time.Duration) contr
 	return v
 }
 
+// hangTimeout is the least time any wait of these tests gets. A test waits
+// for an event (a log line, a state in status, a socket that accepts); its
+// timeout only stops a hang and never stands in for a speed requirement: a
+// slow or busy machine takes what it takes.
+const hangTimeout = time.Minute
+
+// waitFor polls cond until it holds. timeout only stops a hang: a shorter
+// one is raised to hangTimeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = max(timeout, hangTimeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		if cond() {
@@ -276,7 +285,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-var client = &http.Client{Timeout: 5 * time.Second}
+// The clients' timeouts only stop hangs (see hangTimeout): 64 clients of a
+// 16 MiB file with both cores busy took more than 5 s.
+var client = &http.Client{Timeout: hangTimeout}
 
 // oneShot opens a connection per request. The reload tests use it: an app
 // server that drains on SIGTERM closes its idle keep-alive connections, and
@@ -284,7 +295,7 @@ var client = &http.Client{Timeout: 5 * time.Second}
 // supervisor does (HTTP leaves the retry to the client). What the tests
 // check is that no connection is refused or dropped while the daemon
 // restarts behind the shared socket.
-var oneShot = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+var oneShot = &http.Client{Timeout: hangTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
 
 func get(url string) (int, string, error) {
 	resp, err := client.Get(url)
@@ -443,7 +454,7 @@ func runCmd(name string, args ...string) (string, error) {
 }
 
 // load GETs url from 4 clients, one connection per request, until stop is
-// closed (or 20 s pass), and counts the answers: the reload tests require
+// closed (or ten hang timeouts pass), and counts the answers: the reload tests require
 // that not one fails.
 type load struct {
 	ok, failed atomic.Int64
@@ -458,7 +469,7 @@ func startLoad(url string) *load {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			deadline := time.Now().Add(20 * time.Second)
+			deadline := time.Now().Add(10 * hangTimeout)
 			for time.Now().Before(deadline) {
 				select {
 				case <-l.stop:
@@ -482,6 +493,20 @@ func startLoad(url string) *load {
 		}()
 	}
 	return l
+}
+
+// waitAnswers waits until the load has had n more good answers than when it
+// was called: the event a test waits for before and after a reload, instead
+// of a guessed sleep.
+func (l *load) waitAnswers(t *testing.T, n int64) {
+	t.Helper()
+	base := l.ok.Load()
+	waitFor(t, hangTimeout, fmt.Sprintf("%d answers to the load", n), func() bool {
+		if f := l.failed.Load(); f != 0 {
+			t.Fatalf("%d requests failed (last: %v)", f, l.last.Load())
+		}
+		return l.ok.Load() >= base+n
+	})
 }
 
 // end stops the load and fails t if any request failed.
