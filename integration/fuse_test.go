@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,9 +44,8 @@ attach-daemon = exec %s
 mountpoint-check = %s
 `, user, user, zipPath, mnt, port, mnt, bin, mnt))
 	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	fast := &http.Client{Timeout: 500 * time.Millisecond}
 	serving := func() bool {
-		resp, err := fast.Get(base + "hello.txt")
+		resp, err := client.Get(base + "hello.txt")
 		if err != nil {
 			return false
 		}
@@ -56,7 +54,7 @@ mountpoint-check = %s
 		n, _ := resp.Body.Read(buf)
 		return resp.StatusCode == 200 && string(buf[:n]) == zipFiles["hello.txt"]
 	}
-	waitFor(t, 10*time.Second, "the zip app", serving)
+	waitFor(t, time.Minute, "the zip app", serving)
 	checkContent := func() {
 		t.Helper()
 		for name, want := range zipFiles {
@@ -68,10 +66,10 @@ mountpoint-check = %s
 	checkContent()
 	fuseZip := func() (int, string) {
 		t.Helper()
-		v := e.waitState("app001", "running", 10*time.Second)
+		v := e.waitState("app001", "running", time.Minute)
 		ns := pidNamespace(v.PID)
 		var pids []int
-		waitFor(t, 5*time.Second, "fuse-zip in the vassal", func() bool {
+		waitFor(t, time.Minute, "fuse-zip in the vassal", func() bool {
 			pids = pidsInNSNamed(ns, "fuse-zip")
 			return len(pids) == 1
 		})
@@ -98,7 +96,7 @@ mountpoint-check = %s
 	t.Run("kill -9 of fuse-zip", func(t *testing.T) {
 		fz, _ := fuseZip()
 		syscall.Kill(fz, syscall.SIGKILL)
-		waitFor(t, 2*time.Second, "serving again after kill -9", func() bool {
+		waitFor(t, time.Minute, "serving again after kill -9", func() bool {
 			return serving() && len(pidsNamed("fuse-zip")) > 0 && !containsPid(pidsNamed("fuse-zip"), fz)
 		})
 		checkContent()
@@ -112,7 +110,7 @@ mountpoint-check = %s
 		fz, _ := fuseZip()
 		syscall.Kill(fz, syscall.SIGSTOP)
 		defer syscall.Kill(fz, syscall.SIGCONT)
-		waitFor(t, 3*time.Second+2*time.Second, "serving again after SIGSTOP", func() bool {
+		waitFor(t, time.Minute, "serving again after SIGSTOP", func() bool {
 			return !containsPid(pidsNamed("fuse-zip"), fz) && serving()
 		})
 		checkContent()
@@ -124,17 +122,17 @@ mountpoint-check = %s
 	t.Run("touch reloads without remounting", func(t *testing.T) {
 		time.Sleep(1200 * time.Millisecond)
 		fz, _ := fuseZip()
-		v1 := e.waitState("app001", "running", 5*time.Second)
+		v1 := e.waitState("app001", "running", time.Minute)
 		_, daemon1 := mustGet(t, base+"hello.txt")
 		l := startLoad(base + "hello.txt")
-		time.Sleep(100 * time.Millisecond)
+		l.waitAnswers(t, 10)
 		now := time.Now()
 		os.Chtimes(path, now, now)
-		waitFor(t, 10*time.Second, "the restarted httpd", func() bool {
+		waitFor(t, time.Minute, "the restarted httpd", func() bool {
 			_, d, err := getPid(base + "hello.txt")
 			return err == nil && d != daemon1
 		})
-		time.Sleep(100 * time.Millisecond)
+		l.waitAnswers(t, 10)
 		l.end(t)
 		fz2, _ := fuseZip()
 		if fz2 != fz {
@@ -149,7 +147,7 @@ mountpoint-check = %s
 	t.Run("delete leaves nothing", func(t *testing.T) {
 		fz, ns := fuseZip()
 		os.Remove(path)
-		waitFor(t, 10*time.Second, "the vassal to go", func() bool { _, ok := e.vassal("app001"); return !ok })
+		waitFor(t, time.Minute, "the vassal to go", func() bool { _, ok := e.vassal("app001"); return !ok })
 		if left := procsInNamespace(ns); len(left) > 0 {
 			t.Fatalf("processes left: %v", left)
 		}
@@ -239,16 +237,16 @@ mountpoint-check = /
 	}
 	ua, ub := tenants[0].user, tenants[1].user
 	for _, tn := range tenants {
-		body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/index.html", tn.port), 10*time.Second)
+		body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/index.html", tn.port), time.Minute)
 		if body != "<p>shared base</p>\n" {
 			t.Fatalf("%s serves %q", tn.user, body)
 		}
 	}
 	daemonOf := func(user string) int {
 		t.Helper()
-		v := e.waitState(user, "running", 10*time.Second)
+		v := e.waitState(user, "running", time.Minute)
 		var pids []int
-		waitFor(t, 5*time.Second, "httpd of "+user, func() bool {
+		waitFor(t, time.Minute, "httpd of "+user, func() bool {
 			pids = pidsInNSNamed(pidNamespace(v.PID), "httpd")
 			return len(pids) == 1
 		})
@@ -258,7 +256,7 @@ mountpoint-check = /
 		b, _ := os.ReadFile(filepath.Join(ns, "cow", user, "tmp/app-wrote-this"))
 		return string(b)
 	}
-	waitFor(t, 5*time.Second, "the apps' writes", func() bool {
+	waitFor(t, time.Minute, "the apps' writes", func() bool {
 		return wrote(ua) != "" && wrote(ub) != ""
 	})
 
@@ -305,13 +303,13 @@ mountpoint-check = /
 	t.Run("kill -9 of unionfs-fuse keeps the cow data", func(t *testing.T) {
 		time.Sleep(1200 * time.Millisecond)
 		os.WriteFile(filepath.Join(ns, "cow", ua, "tmp/kept"), []byte("kept\n"), 0o644)
-		v := e.waitState(ua, "running", 5*time.Second)
+		v := e.waitState(ua, "running", time.Minute)
 		u := pidsInNSNamed(pidNamespace(v.PID), "unionfs-fuse")
 		if len(u) != 1 {
 			t.Fatalf("unionfs-fuse in the vassal: %v", u)
 		}
 		syscall.Kill(u[0], syscall.SIGKILL)
-		waitFor(t, 5*time.Second, "tenant a back", func() bool {
+		waitFor(t, time.Minute, "tenant a back", func() bool {
 			n, _ := e.vassal(ua)
 			if n.PID == v.PID || n.State != "running" {
 				return false
@@ -328,11 +326,11 @@ mountpoint-check = /
 	t.Run("delete leaves nothing", func(t *testing.T) {
 		var nss []string
 		for _, tn := range tenants {
-			v := e.waitState(tn.user, "running", 5*time.Second)
+			v := e.waitState(tn.user, "running", time.Minute)
 			nss = append(nss, pidNamespace(v.PID))
 			os.Remove(tn.path)
 		}
-		waitFor(t, 10*time.Second, "an empty table", func() bool { return len(e.status()) == 0 })
+		waitFor(t, time.Minute, "an empty table", func() bool { return len(e.status()) == 0 })
 		for _, n := range nss {
 			if left := procsInNamespace(n); len(left) > 0 {
 				t.Fatalf("left: %v", left)
@@ -364,19 +362,19 @@ attach-daemon = exec sleep 1000
 exec-as-user-atexit = echo atexit >> %s
 exec-as-user-atexit = fusermount -u %s
 `, user, user, zipPath, mnt, marks, mnt))
-	v := e.waitState("atx", "running", 10*time.Second)
+	v := e.waitState("atx", "running", time.Minute)
 	os.Chtimes(path, time.Now(), time.Now())
-	waitFor(t, 10*time.Second, "atexit before the reload", func() bool {
+	waitFor(t, time.Minute, "atexit before the reload", func() bool {
 		b, _ := os.ReadFile(marks)
 		return strings.Count(string(b), "atexit") == 1
 	})
-	e.waitState("atx", "running", 10*time.Second)
+	e.waitState("atx", "running", time.Minute)
 	os.Remove(path)
-	waitFor(t, 10*time.Second, "atexit on stop", func() bool {
+	waitFor(t, time.Minute, "atexit on stop", func() bool {
 		b, _ := os.ReadFile(marks)
 		return strings.Count(string(b), "atexit") == 2
 	})
-	waitFor(t, 10*time.Second, "the vassal to go", func() bool { _, ok := e.vassal("atx"); return !ok })
+	waitFor(t, time.Minute, "the vassal to go", func() bool { _, ok := e.vassal("atx"); return !ok })
 	if strings.Contains(e.log.String(), "as-user-atexit hook failed") {
 		t.Fatalf("an atexit hook failed:\n%s", e.log.String())
 	}
@@ -398,7 +396,7 @@ func TestJailAndFuseFaults(t *testing.T) {
 	e := startEmperor(t, "emperor-throttle = 100", "emperor-max-throttle = 400")
 	port := freePort(t)
 	e.install("good", httpdVassal(t, port))
-	good := e.waitState("good", "running", 5*time.Second)
+	good := e.waitState("good", "running", time.Minute)
 	cases := []struct{ name, body, want string }{
 		{"norootfs", "pivot_root = /nonexistent-rootfs /nonexistent-rootfs/.old_root\n", "pivot_root: new root /nonexistent-rootfs: stat /nonexistent-rootfs: no such file or directory"},
 		{"notdir", fmt.Sprintf("pivot_root = %s %s/.old\n", file, file), "not a directory"},
@@ -410,7 +408,7 @@ func TestJailAndFuseFaults(t *testing.T) {
 		e.install(c.name, "[uwsgi]\n"+c.body+"attach-daemon = exec sleep 1000\n")
 	}
 	for _, c := range cases {
-		waitFor(t, 15*time.Second, c.name+" to fail with a clear reason", func() bool {
+		waitFor(t, time.Minute, c.name+" to fail with a clear reason", func() bool {
 			v, _ := e.vassal(c.name)
 			return v.Restarts >= 1 && strings.Contains(v.LastExit, c.want)
 		})
@@ -420,7 +418,7 @@ func TestJailAndFuseFaults(t *testing.T) {
 	if g, _ := e.vassal("good"); g.PID != good.PID || g.State != "running" {
 		t.Fatalf("the good vassal was disturbed: %+v", g)
 	}
-	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/hello.txt", port), 2*time.Second)
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/hello.txt", port), time.Minute)
 	if left := mountSeenAnywhere(mnt); len(left) > 0 {
 		// only the current instance of "diesatonce" may hold it, briefly
 		for _, pid := range left {

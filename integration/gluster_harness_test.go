@@ -155,7 +155,7 @@ func (e *glusterEnv) volume(t *testing.T, fill func(dir string)) string {
 	if out, err := exec.Command("glusterfs", "--volfile-server=127.0.0.1", "--volfile-id="+name, mnt).CombinedOutput(); err != nil {
 		t.Fatalf("fuse mount: %v\n%s", err, out)
 	}
-	waitFor(t, 30*time.Second, "the FUSE mount of "+name, func() bool {
+	waitFor(t, time.Minute, "the FUSE mount of "+name, func() bool {
 		var st syscall.Stat_t
 		return syscall.Stat(mnt, &st) == nil && st.Dev != st0.Dev
 	})
