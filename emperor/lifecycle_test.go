@@ -88,7 +88,7 @@ func startTest(t *testing.T, mutate ...func(*Config)) *testEmperor {
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
-		case <-time.After(20 * time.Second):
+		case <-time.After(time.Minute):
 			t.Error("Run did not return after cancel")
 		}
 	}
@@ -102,8 +102,12 @@ func startTest(t *testing.T, mutate ...func(*Config)) *testEmperor {
 	return te
 }
 
+// waitUntil polls cond until it holds. d only stops a hang, never checks a
+// speed: a shorter one is raised to a minute (a slow, busy machine takes
+// what it takes).
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	d = max(d, time.Minute)
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
