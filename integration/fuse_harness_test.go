@@ -37,7 +37,9 @@ func fuseForUsers(t *testing.T) {
 	}
 }
 
-// testUser creates a system user for the test and removes it afterwards.
+// testUser creates a system user for the test and removes it afterwards
+// (call it before startEmperor, so that the emperor and every process of
+// the user are gone by then).
 // Its name is prefix and a random suffix, never an existing user's: the test
 // neither depends on nor disturbs a user an earlier run (or anyone) left.
 func testUser(t *testing.T, prefix string) (name string, uid, gid int) {

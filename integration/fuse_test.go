@@ -207,15 +207,22 @@ func TestCowRootfs(t *testing.T) {
 	buildRootfs(t, filepath.Join(ns, "base"))
 	ufs := filepath.Join(publicDir(t), "ufs")
 	os.Mkdir(ufs, 0o755)
-	e := startEmperor(t, "emperor-healthy-time = 1")
 	type tenant struct {
 		user string
+		uid  int
+		gid  int
 		port int
 		path string
 	}
 	var tenants []tenant
+	// The users before the emperor: they are removed after it stops.
 	for _, prefix := range []string{"emptcowa", "emptcowb"} {
 		user, uid, gid := testUser(t, prefix)
+		tenants = append(tenants, tenant{user: user, uid: uid, gid: gid})
+	}
+	e := startEmperor(t, "emperor-healthy-time = 1")
+	for i := range tenants {
+		user, uid, gid := tenants[i].user, tenants[i].uid, tenants[i].gid
 		cow := filepath.Join(ns, "cow", user)
 		os.MkdirAll(cow, 0o755)
 		os.Chown(cow, uid, gid)
@@ -233,7 +240,7 @@ hook-as-root = umount:/.old_root rec,detach
 attach-daemon = echo written by %%(uid) > /tmp/app-wrote-this && exec httpd -f -p 127.0.0.1:%d -h /www
 mountpoint-check = /
 `, user, user, ns, ufs, ufs, ufs, port))
-		tenants = append(tenants, tenant{user, port, path})
+		tenants[i].port, tenants[i].path = port, path
 	}
 	ua, ub := tenants[0].user, tenants[1].user
 	for _, tn := range tenants {

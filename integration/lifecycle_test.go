@@ -22,9 +22,9 @@ func httpdVassal(t *testing.T, port int, extra ...string) string {
 
 func TestSpawnOnCreate(t *testing.T) {
 	requireBinary(t, "busybox")
+	user, uid, _ := testUser(t, "emptspawn") // before the emperor: removed after it
 	e := startEmperor(t)
 	port := freePort(t)
-	user, uid, _ := testUser(t, "emptspawn")
 	e.install("app", httpdVassal(t, port, "uid = "+user, "gid = "+user))
 	body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/hello.txt", port), time.Minute)
 	if body != "hello from vassal\n" {
@@ -280,9 +280,9 @@ func TestMalformedFileLeavesOthersRunning(t *testing.T) {
 // Changing what cannot change in place (uid) restarts the vassal, and the
 // log says why.
 func TestReloadWithUIDChangeRestarts(t *testing.T) {
-	e := startEmperor(t)
-	u1, _, _ := testUser(t, "emptuida")
+	u1, _, _ := testUser(t, "emptuida") // before the emperor: removed after it
 	u2, uid2, _ := testUser(t, "emptuidb")
+	e := startEmperor(t)
 	e.install("u", "[uwsgi]\nuid = "+u1+"\nattach-daemon = exec sleep 1000\n")
 	v1 := e.waitState("u", "running", time.Minute)
 	e.install("u", "[uwsgi]\nuid = "+u2+"\nattach-daemon = exec sleep 1000\n")
