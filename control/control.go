@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/reexec"
+	"github.com/emperor-dev/emperor/restart"
 )
 
 // Message types on the emperor <-> vassal channel.
@@ -55,6 +56,9 @@ type Message struct {
 	// one place PID 1 learns it from (argv carries only the name).
 	Namespaces reexec.Namespaces `json:"namespaces,omitempty"`
 	Mounts     []MountStatus     `json:"mounts,omitempty"`
+	// Policy, on a start, is the restart policy the vassal applies to its
+	// attached daemons: the emperor's own (emperor-throttle and friends).
+	Policy *restart.Policy `json:"policy,omitempty"`
 }
 
 // Conn is a message stream. Send is safe for concurrent use.
@@ -132,6 +136,7 @@ type VassalStatus struct {
 	StartedAt   time.Time     `json:"started_at,omitzero"`
 	ReadyAt     time.Time     `json:"ready_at,omitzero"`
 	Restarts    int           `json:"restarts"`
+	Failures    float64       `json:"failures"` // the restart policy's decayed failure count (package restart)
 	LastExit    string        `json:"last_exit,omitempty"`
 	NextAttempt time.Time     `json:"next_attempt,omitzero"`
 	ConfigError string        `json:"config_error,omitempty"`

@@ -7,9 +7,11 @@ package emperor
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/emperor-dev/emperor/reexec"
+	"github.com/emperor-dev/emperor/restart"
 	"github.com/emperor-dev/emperor/vassalfile"
 )
 
@@ -27,13 +29,16 @@ type Config struct {
 	// Namespaces every vassal is cloned into (emperor-use-clone); a vassal's
 	// own unshare adds to them.
 	Namespaces reexec.Namespaces
-	// Throttle is the first backoff step after a vassal dies again soon
-	// after a restart (emperor-throttle); it doubles up to MaxThrottle.
+	// Throttle is the first backoff step (emperor-throttle); it doubles up
+	// to MaxThrottle (emperor-max-throttle). See package restart.
 	Throttle    time.Duration
 	MaxThrottle time.Duration
-	// HealthyTime is how long a vassal must have been ready for its backoff
-	// to reset (emperor-healthy-time).
-	HealthyTime time.Duration
+	// RestartBurst is how many failures in a row a vassal that became
+	// ready is restarted at once for (emperor-restart-burst).
+	RestartBurst int
+	// RestartHalfLife is the running time after which the failure count
+	// has halved (emperor-restart-half-life).
+	RestartHalfLife time.Duration
 	// Rescan is the interval of the safety-net rescan (emperor-freq).
 	Rescan time.Duration
 	// Mercy is reload-mercy: how long a vassal has after SIGTERM before
@@ -46,20 +51,28 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		ControlPath: DefaultControlPath,
-		Namespaces:  reexec.DefaultNamespaces,
-		Throttle:    time.Second,
-		MaxThrottle: 180 * time.Second,
-		HealthyTime: 10 * time.Second,
-		Rescan:      3 * time.Second,
-		Mercy:       30 * time.Second,
+		ControlPath:     DefaultControlPath,
+		Namespaces:      reexec.DefaultNamespaces,
+		Throttle:        restart.DefaultThrottle,
+		MaxThrottle:     restart.DefaultMaxThrottle,
+		RestartBurst:    restart.DefaultBurst,
+		RestartHalfLife: restart.DefaultHalfLife,
+		Rescan:          3 * time.Second,
+		Mercy:           30 * time.Second,
 	}
+}
+
+// Policy is the restart policy of the vassals and of their attached
+// daemons.
+func (c *Config) Policy() restart.Policy {
+	return restart.Policy{Throttle: c.Throttle, MaxThrottle: c.MaxThrottle, Burst: c.RestartBurst, HalfLife: c.RestartHalfLife}
 }
 
 // LoadFile applies the [uwsgi] section of an emperor config file (emperor,
 // emperor-use-clone, emperor-throttle, emperor-max-throttle,
-// emperor-healthy-time, emperor-freq, reload-mercy). Errors name the file
-// and line; nothing is applied unless the whole file is valid.
+// emperor-restart-burst, emperor-restart-half-life, emperor-freq,
+// reload-mercy; emperor-healthy-time is accepted with a warning). Errors
+// name the file and line; nothing is applied unless the whole file is valid.
 func (c *Config) LoadFile(path string) error {
 	f, err := vassalfile.ParseFile(path, vassalfile.ParseOptions{Scope: vassalfile.ScopeEmperor})
 	if err != nil {
@@ -67,7 +80,12 @@ func (c *Config) LoadFile(path string) error {
 	}
 	next := *c
 	var errs vassalfile.Errors
+	warnings := f.Warnings
 	for _, e := range f.Entries {
+		if e.Key == "emperor-healthy-time" {
+			warnings = append(warnings, vassalfile.Diag{File: path, Line: e.Line, Message: HealthyTimeWarning, Warning: true})
+			continue
+		}
 		if err := next.apply(e); err != nil {
 			errs = append(errs, vassalfile.Diag{File: path, Line: e.Line, Message: fmt.Sprintf("%s: %v", e.Key, err)})
 		}
@@ -82,7 +100,7 @@ func (c *Config) LoadFile(path string) error {
 		}
 		return vassalfile.Errors{{File: path, Line: line, Message: fmt.Sprintf("emperor-max-throttle (%v) is below emperor-throttle (%v)", next.MaxThrottle, next.Throttle)}}
 	}
-	for _, w := range f.Warnings {
+	for _, w := range warnings {
 		if c.Logger != nil {
 			c.Logger.Warn(w.String())
 		}
@@ -90,6 +108,10 @@ func (c *Config) LoadFile(path string) error {
 	*c = next
 	return nil
 }
+
+// HealthyTimeWarning is logged for emperor-healthy-time, which the restart
+// policy of package restart replaced: files that set it keep working.
+const HealthyTimeWarning = "emperor-healthy-time is no longer used and is ignored: a vassal that became ready is restarted at once for its first emperor-restart-burst failures, counted with a decay of emperor-restart-half-life (see docs/emperor.md, Restart policy)"
 
 func (c *Config) apply(e vassalfile.Entry) error {
 	var err error
@@ -102,8 +124,16 @@ func (c *Config) apply(e vassalfile.Entry) error {
 		c.Throttle, err = vassalfile.ParseDuration(e.Value, time.Millisecond)
 	case "emperor-max-throttle":
 		c.MaxThrottle, err = vassalfile.ParseDuration(e.Value, time.Millisecond)
-	case "emperor-healthy-time":
-		c.HealthyTime, err = vassalfile.ParseDuration(e.Value, time.Second)
+	case "emperor-restart-burst":
+		c.RestartBurst, err = strconv.Atoi(e.Value)
+		if err == nil && c.RestartBurst < 0 {
+			err = fmt.Errorf("must be 0 or more")
+		}
+	case "emperor-restart-half-life":
+		c.RestartHalfLife, err = vassalfile.ParseDuration(e.Value, time.Second)
+		if err == nil && c.RestartHalfLife < 0 {
+			err = fmt.Errorf("must be 0 or more")
+		}
 	case "emperor-freq":
 		c.Rescan, err = vassalfile.ParseDuration(e.Value, time.Second)
 		if err == nil && c.Rescan <= 0 {

@@ -388,7 +388,11 @@ func TestMissingDirectoryKeepsVassals(t *testing.T) {
 func TestReloadWhileStarting(t *testing.T) {
 	te := startTest(t)
 	p := te.install("slow", "[uwsgi]\nexec-asap = sleep 0.5\nattach-daemon = exec sleep 1000\n")
-	v := te.waitState(t, "slow", StateStarting)
+	var v control.VassalStatus
+	waitUntil(t, time.Minute, "PID 1 spawned", func() bool {
+		v, _ = te.get("slow")
+		return v.State == StateStarting && v.PID != 0
+	})
 	later := time.Now().Add(time.Minute)
 	os.Chtimes(p, later, later)
 	waitUntil(t, 10*time.Second, "the reload after ready", func() bool {

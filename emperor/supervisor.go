@@ -9,6 +9,7 @@ import (
 
 	"github.com/emperor-dev/emperor/control"
 	"github.com/emperor-dev/emperor/reexec"
+	"github.com/emperor-dev/emperor/restart"
 )
 
 // The states of a vassal, as `emperor status` shows them.
@@ -30,6 +31,42 @@ const (
 	StateFailedConfig = "failed-config"
 )
 
+// phase is the supervisor's state: the one variable every decision reads,
+// from which `status` is derived.
+type phase int
+
+const (
+	phaseNew          phase = iota // no file handled yet
+	phaseFailedConfig              // the file was never valid: nothing to run
+	phaseStarting                  // PID 1 spawned, not ready yet
+	phaseRunning                   // ready, serving
+	phaseReloading                 // a reload sent, not answered yet
+	phaseRestarting                // SIGTERM sent for a full restart: start again once gone
+	phaseStopping                  // SIGTERM sent to stop for good
+	phaseBackoff                   // dead; the timer starts it again
+	phaseStopped                   // stopped for good, no process: run returns
+)
+
+// state is the name `emperor status` shows for p.
+func (p phase) state() string {
+	switch p {
+	case phaseFailedConfig:
+		return StateFailedConfig
+	case phaseRunning:
+		return StateRunning
+	case phaseReloading:
+		return StateReloading
+	case phaseRestarting, phaseStopping, phaseStopped:
+		return StateStopping
+	case phaseBackoff:
+		return StateBackoff
+	}
+	return StateStarting
+}
+
+// final says the vassal is being stopped for good: commands are ignored.
+func (p phase) final() bool { return p == phaseStopping || p == phaseStopped }
+
 // killGrace is how long after reload-mercy the emperor SIGKILLs a vassal's
 // PID 1 that has not exited. The vassal SIGKILLs its own daemons at
 // reload-mercy; the grace lets it run its as-user-atexit hooks after that.
@@ -49,12 +86,13 @@ type (
 // supervisor owns one vassal: its configuration, its current process and
 // its restart policy. One goroutine (run) makes every decision; others talk
 // to it through post, which never blocks, and read its status through
-// status.
+// status, which is derived from what run publishes.
 type supervisor struct {
-	name string
-	cfg  *Config
-	exe  string
-	log  *slog.Logger
+	name   string
+	cfg    *Config
+	policy restart.Policy
+	exe    string
+	log    *slog.Logger
 	// once is `emperor run`: the vassal is not restarted when it dies, and
 	// err says why it ended.
 	once bool
@@ -65,32 +103,54 @@ type supervisor struct {
 
 	mu    sync.Mutex
 	inbox []any
-	st    control.VassalStatus
+	view  view // what status derives from, published by run
 
 	// Owned by run.
-	good          *Loaded // the last valid file
-	proc          *process
-	msgsClosed    bool
-	readyAt       time.Time // zero until the current process is ready
-	fatal         string    // what the current process said before dying
-	pendingReload bool      // a reload asked for before the vassal was ready
-	stopping      bool      // SIGTERM sent to the current process
-	final         bool      // stopped for good once the process is gone
-	restartReason string    // start again at once when the process is gone
-	backoff       backoff
-	retry         *time.Timer
-	kill          *time.Timer
+	phase phase
+	// reloadQueued is the one pending reload: one more asked for while a
+	// start or a reload is in flight. Any number of requests coalesce
+	// into it, and it sends the newest good file when the flight lands.
+	reloadQueued bool
+	// timer is the phase's deadline: in backoff the next start, in
+	// stopping and restarting the SIGKILL.
+	timer   *time.Timer
+	tracker restart.Tracker
+	good    *Loaded // the last valid file
+	proc    *process
+	// msgsClosed: the current process's message channel is at EOF.
+	msgsClosed bool
+	// What the current or last process said or did, for status and logs.
+	fatal       string // what the current process said before dying
+	file        string
+	configError string
+	lastExit    string
+	restarts    int
+	nextAttempt time.Time
+	namespaces  string
+	mounts      []control.MountStatus
+}
+
+// view is a copy of what status shows, taken by run after each event.
+type view struct {
+	phase                                   phase
+	tracker                                 restart.Tracker
+	pid                                     int
+	startedAt, nextAttempt                  time.Time
+	restarts                                int
+	file, configError, lastExit, namespaces string
+	mounts                                  []control.MountStatus
 }
 
 func newSupervisor(name, path string, cfg *Config, exe string, once bool) *supervisor {
-	return &supervisor{
-		name: name, cfg: cfg, exe: exe, once: once,
-		log:     cfg.Logger.With("vassal", name),
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		st:      control.VassalStatus{Name: name, File: path},
-		backoff: backoff{throttle: cfg.Throttle, max: cfg.MaxThrottle, healthy: cfg.HealthyTime},
+	s := &supervisor{
+		name: name, cfg: cfg, policy: cfg.Policy(), exe: exe, once: once,
+		log:  cfg.Logger.With("vassal", name),
+		wake: make(chan struct{}, 1),
+		done: make(chan struct{}),
+		file: path,
 	}
+	s.publish()
+	return s
 }
 
 // post queues a command; it never blocks the caller.
@@ -104,22 +164,37 @@ func (s *supervisor) post(c any) {
 	}
 }
 
-func (s *supervisor) status() control.VassalStatus {
+// publish copies what status shows; run calls it after each event.
+func (s *supervisor) publish() {
+	v := view{
+		phase: s.phase, tracker: s.tracker, restarts: s.restarts, nextAttempt: s.nextAttempt,
+		file: s.file, configError: s.configError, lastExit: s.lastExit, namespaces: s.namespaces,
+		mounts: s.mounts,
+	}
+	if s.proc != nil {
+		v.pid, v.startedAt = s.proc.pid, s.proc.started
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.st
-	st.Mounts = append([]control.MountStatus(nil), s.st.Mounts...)
-	return st
-}
-
-func (s *supervisor) setStatus(f func(st *control.VassalStatus)) {
-	s.mu.Lock()
-	f(&s.st)
+	s.view = v
 	s.mu.Unlock()
 }
 
-func (s *supervisor) setState(state string) {
-	s.setStatus(func(st *control.VassalStatus) { st.State = state })
+// status derives the vassal's row from the published state.
+func (s *supervisor) status() control.VassalStatus {
+	s.mu.Lock()
+	v := s.view
+	s.mu.Unlock()
+	st := control.VassalStatus{
+		Name: s.name, File: v.file, State: v.phase.state(), PID: v.pid, StartedAt: v.startedAt,
+		ReadyAt: v.tracker.ReadyAt(), Restarts: v.restarts, LastExit: v.lastExit,
+		ConfigError: v.configError, Namespaces: v.namespaces,
+		Failures: v.tracker.Failures(s.policy, time.Now()),
+		Mounts:   append([]control.MountStatus(nil), v.mounts...),
+	}
+	if v.phase == phaseBackoff {
+		st.NextAttempt = v.nextAttempt
+	}
+	return st
 }
 
 func timerC(t *time.Timer) <-chan time.Time {
@@ -129,9 +204,21 @@ func timerC(t *time.Timer) <-chan time.Time {
 	return t.C
 }
 
+func (s *supervisor) setTimer(d time.Duration) {
+	s.stopTimer()
+	s.timer = time.NewTimer(d)
+}
+
+func (s *supervisor) stopTimer() {
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+}
+
 func (s *supervisor) run() {
 	defer close(s.done)
-	for !(s.final && s.proc == nil) {
+	for s.phase != phaseStopped {
 		var msgs <-chan control.Message
 		var exit <-chan exitResult
 		if s.proc != nil {
@@ -157,24 +244,31 @@ func (s *supervisor) run() {
 			s.message(m)
 		case r := <-exit:
 			s.exited(r)
-		case <-timerC(s.retry):
-			s.retry = nil
-			s.start()
-		case <-timerC(s.kill):
-			s.kill = nil
-			if s.proc != nil {
-				s.log.Warn("vassal still running after reload-mercy: SIGKILL", "pid", s.proc.pid, "mercy", s.mercy())
-				if err := s.proc.signal(syscall.SIGKILL); err != nil {
-					s.log.Error("SIGKILL failed", "pid", s.proc.pid, "err", err)
-				}
+		case <-timerC(s.timer):
+			s.timer = nil
+			s.deadline()
+		}
+		s.publish()
+	}
+}
+
+// deadline is the phase's timer firing.
+func (s *supervisor) deadline() {
+	switch s.phase {
+	case phaseBackoff:
+		s.start()
+	case phaseStopping, phaseRestarting:
+		if s.proc != nil {
+			s.log.Warn("vassal still running after reload-mercy: SIGKILL", "pid", s.proc.pid, "mercy", s.mercy())
+			if err := s.proc.signal(syscall.SIGKILL); err != nil {
+				s.log.Error("SIGKILL failed", "pid", s.proc.pid, "err", err)
 			}
 		}
 	}
-	s.setState(StateStopping)
 }
 
 func (s *supervisor) handle(c any) {
-	if s.final {
+	if s.phase.final() {
 		return
 	}
 	switch c := c.(type) {
@@ -185,9 +279,12 @@ func (s *supervisor) handle(c any) {
 	case cmdReload:
 		s.reload()
 	case cmdStop:
-		s.final = true
-		s.stopRetry()
-		s.terminate()
+		if s.proc != nil {
+			s.terminate(phaseStopping)
+		} else {
+			s.stopTimer()
+			s.phase = phaseStopped
+		}
 	}
 }
 
@@ -197,14 +294,14 @@ func (s *supervisor) update(v *Loaded) {
 		s.log.Warn(w.String())
 	}
 	s.good = v
-	s.setStatus(func(st *control.VassalStatus) { st.File = v.Path; st.ConfigError = "" })
+	s.file, s.configError = v.Path, ""
 	s.reload()
 }
 
 // broken takes an invalid file. A running vassal keeps running on its last
 // good file; so does one in backoff when it restarts.
 func (s *supervisor) broken(err error) {
-	s.setStatus(func(st *control.VassalStatus) { st.ConfigError = err.Error() })
+	s.configError = err.Error()
 	switch {
 	case s.proc != nil:
 		s.log.Error("vassal file rejected; the vassal keeps running on its last good file", "err", err)
@@ -212,25 +309,26 @@ func (s *supervisor) broken(err error) {
 		s.log.Error("vassal file rejected; the vassal will restart on its last good file", "err", err)
 	default:
 		s.log.Error("vassal file rejected", "err", err)
-		s.setState(StateFailedConfig)
+		s.phase = phaseFailedConfig
 	}
 }
 
-// reload applies the current good file: in place when the vassal runs, at
-// once (and with the backoff reset) when it is new, in backoff or
-// failed-config, since an operator asked; after the current start or stop
-// otherwise.
+// reload applies the current good file: in place when the vassal runs; at
+// once (and with the failure count reset) when it is new, in backoff or
+// failed-config, since an operator asked; once the start or reload in
+// flight has landed otherwise, coalescing every request meanwhile into
+// one; and at the next start when the vassal is restarting.
 func (s *supervisor) reload() {
-	switch {
-	case s.good == nil:
-	case s.proc == nil:
-		s.backoff.reset()
+	if s.good == nil {
+		return
+	}
+	switch s.phase {
+	case phaseNew, phaseFailedConfig, phaseBackoff:
+		s.tracker.Reset()
 		s.start()
-	case s.stopping:
-		// The next start uses the current file.
-	case s.readyAt.IsZero():
-		s.pendingReload = true
-	default:
+	case phaseStarting, phaseReloading:
+		s.reloadQueued = true
+	case phaseRunning:
 		s.reloadInPlace()
 	}
 }
@@ -238,10 +336,19 @@ func (s *supervisor) reload() {
 // reloadInPlace sends the current file to the vassal, which applies it with
 // the same PID 1, namespaces and mounts, or refuses when it cannot.
 func (s *supervisor) reloadInPlace() {
-	s.setState(StateReloading)
+	s.phase, s.reloadQueued = phaseReloading, false
 	s.log.Info("reloading vassal in place", "pid", s.proc.pid)
 	if err := s.proc.send(control.Message{Type: control.MsgReload, Content: s.good.Content, Mercy: s.cfg.Mercy}); err != nil {
 		s.restart(fmt.Sprintf("the reload could not be sent: %v", err))
+	}
+}
+
+// landed is a start or a reload in flight that landed (ready or refused):
+// the queued reload, if any, goes now.
+func (s *supervisor) landed() {
+	s.phase = phaseRunning
+	if s.reloadQueued {
+		s.reloadInPlace()
 	}
 }
 
@@ -254,25 +361,24 @@ func (s *supervisor) mercy() time.Duration {
 
 // start spawns a new PID 1 for the current good file.
 func (s *supervisor) start() {
-	s.stopRetry()
+	s.stopTimer()
 	v := s.good
 	ns := s.cfg.Namespaces | v.Spec.Unshare
-	s.readyAt, s.fatal, s.pendingReload, s.stopping = time.Time{}, "", false, false
+	s.fatal, s.reloadQueued, s.mounts = "", false, nil
 	p, err := startProcess(s.exe, s.name, ns)
+	s.tracker.Started(time.Now())
 	if err != nil {
 		s.log.Error("vassal spawn failed", "err", err)
-		s.died(0, time.Time{}, err.Error(), "spawn failed")
+		s.died(0, err.Error(), "spawn failed")
 		return
 	}
-	s.proc, s.msgsClosed = p, false
-	s.setStatus(func(st *control.VassalStatus) {
-		st.State, st.PID, st.StartedAt, st.ReadyAt, st.NextAttempt = StateStarting, p.pid, p.started, time.Time{}, time.Time{}
-		st.Namespaces, st.Mounts = ns.String(), nil
-	})
+	s.proc, s.msgsClosed, s.phase, s.namespaces = p, false, phaseStarting, ns.String()
 	s.log.Info("vassal spawned", "pid", p.pid, "namespaces", ns.String())
+	policy := s.policy
 	err = p.send(control.Message{
 		Type: control.MsgStart, Name: s.name, Path: v.Path, Content: v.Content, Mercy: s.cfg.Mercy,
 		Namespaces: ns,
+		Policy:     &policy,
 	})
 	if err != nil {
 		s.fatal = fmt.Sprintf("the start message could not be sent: %v", err)
@@ -282,56 +388,58 @@ func (s *supervisor) start() {
 }
 
 // terminate asks the current process to stop (SIGTERM), with SIGKILL after
-// mercy.
-func (s *supervisor) terminate() {
-	if s.proc == nil || s.stopping {
+// mercy, and moves to next: phaseStopping (for good) or phaseRestarting.
+// A stop asked for during a restart turns it into a stop for good.
+func (s *supervisor) terminate(next phase) {
+	if s.proc == nil {
 		return
 	}
-	s.stopping = true
-	s.setState(StateStopping)
+	already := s.phase == phaseStopping || s.phase == phaseRestarting
+	s.phase, s.reloadQueued = next, false
+	if already {
+		return
+	}
 	if err := s.proc.signal(syscall.SIGTERM); err != nil {
 		s.log.Error("SIGTERM failed", "pid", s.proc.pid, "err", err)
 	}
-	s.kill = time.NewTimer(s.mercy() + killGrace)
+	s.setTimer(s.mercy() + killGrace)
 }
 
-// restart stops the vassal and starts it again at once, without backoff.
+// restart stops the vassal and starts it again at once, without backoff:
+// not a failure, but a file that a running vassal cannot apply in place.
 func (s *supervisor) restart(reason string) {
 	s.log.Warn("vassal needs a full restart", "pid", s.proc.pid, "reason", reason)
-	s.restartReason = reason
-	s.terminate()
+	s.terminate(phaseRestarting)
 }
 
 func (s *supervisor) message(m control.Message) {
 	switch m.Type {
 	case control.MsgReady:
-		if s.stopping {
-			return
-		}
-		now := time.Now()
-		if !m.Reload {
-			s.readyAt = now
-			s.setStatus(func(st *control.VassalStatus) { st.State, st.ReadyAt = StateRunning, now })
+		switch {
+		case !m.Reload && s.phase == phaseStarting:
+			now := time.Now()
+			s.tracker.Ready(now)
 			s.log.Info("vassal ready", "pid", s.proc.pid, "startup", now.Sub(s.proc.started).Round(time.Millisecond))
-		} else {
-			s.setState(StateRunning)
+			s.landed()
+		case m.Reload && s.phase == phaseReloading:
 			s.log.Info("reload applied", "pid", s.proc.pid)
-		}
-		if s.pendingReload {
-			s.pendingReload = false
-			s.reloadInPlace()
+			s.landed()
 		}
 	case control.MsgFatal:
 		s.fatal = m.Reason
 	case control.MsgRefuse:
+		if s.phase != phaseReloading {
+			return
+		}
 		if m.Restart {
 			s.restart(m.Reason)
 			return
 		}
 		s.log.Error("the vassal rejected its file on reload; it keeps running on its last good file", "err", m.Reason)
-		s.setStatus(func(st *control.VassalStatus) { st.State, st.ConfigError = StateRunning, m.Reason })
+		s.configError = m.Reason
+		s.landed()
 	case control.MsgMounts:
-		s.setStatus(func(st *control.VassalStatus) { st.Mounts = m.Mounts })
+		s.mounts = m.Mounts
 	default:
 		s.log.Warn("unknown message from the vassal", "type", m.Type)
 	}
@@ -347,32 +455,30 @@ func (s *supervisor) exited(r exitResult) {
 	}
 	p.release()
 	s.proc = nil
-	if s.kill != nil {
-		s.kill.Stop()
-		s.kill = nil
-	}
+	s.stopTimer()
 	status := reexec.DescribeStatus(r.ws)
 	if r.err != nil {
 		status = r.err.Error()
 	}
 	uptime := time.Since(p.started).Round(time.Millisecond)
-	switch {
-	case s.final:
+	switch s.phase {
+	case phaseStopping:
 		s.log.Info("vassal stopped", "pid", p.pid, "status", status, "uptime", uptime)
-		s.setStatus(func(st *control.VassalStatus) { st.PID, st.LastExit = 0, "stopped: "+status })
-	case s.restartReason != "":
-		s.log.Info("vassal stopped for a full restart", "pid", p.pid, "status", status, "reason", s.restartReason)
-		s.restartReason = ""
-		s.backoff.reset()
+		s.tracker.Stopped(s.policy, time.Now())
+		s.lastExit, s.phase = "stopped: "+status, phaseStopped
+	case phaseRestarting:
+		s.log.Info("vassal stopped for a full restart", "pid", p.pid, "status", status)
+		s.tracker.Stopped(s.policy, time.Now())
+		s.tracker.Reset()
 		s.start()
 	default:
-		s.died(p.pid, s.readyAt, s.fatal, status)
+		s.died(p.pid, s.fatal, status)
 	}
 }
 
-// died records a death of pid (0: a failed spawn) and schedules the next
-// start.
-func (s *supervisor) died(pid int, readyAt time.Time, reason, status string) {
+// died records a failure of pid (0: a failed spawn) and schedules the next
+// start as the restart policy says.
+func (s *supervisor) died(pid int, reason, status string) {
 	last := reason
 	attrs := []any{"pid", pid, "status", status}
 	if reason != "" {
@@ -380,29 +486,20 @@ func (s *supervisor) died(pid int, readyAt time.Time, reason, status string) {
 	} else {
 		last = status
 	}
+	s.lastExit = last
+	now := time.Now()
 	if s.once {
-		s.final = true
+		s.tracker.Stopped(s.policy, now)
+		s.phase = phaseStopped
 		s.err = fmt.Errorf("vassal %s exited: %s", s.name, last)
 		s.log.Error("vassal died", attrs...)
-		s.setStatus(func(st *control.VassalStatus) { st.PID, st.LastExit = 0, last })
 		return
 	}
-	now := time.Now()
-	delay := s.backoff.died(readyAt, now)
-	s.log.Warn("vassal died", append(attrs, "restart_in", delay)...)
-	s.setStatus(func(st *control.VassalStatus) {
-		st.PID, st.LastExit, st.ReadyAt = 0, last, time.Time{}
-		st.Restarts++
-		st.State, st.NextAttempt = StateBackoff, now.Add(delay)
-	})
+	delay := s.tracker.Failed(s.policy, now)
+	s.log.Warn("vassal died", append(attrs, "failures", fmt.Sprintf("%.2f", s.tracker.Failures(s.policy, now)), "restart_in", delay)...)
+	s.restarts++
+	s.phase, s.nextAttempt = phaseBackoff, now.Add(delay)
 	// Even a zero delay goes through the timer: a spawn that fails at once
 	// must not recurse, and a stop that arrives meanwhile cancels it.
-	s.retry = time.NewTimer(delay)
-}
-
-func (s *supervisor) stopRetry() {
-	if s.retry != nil {
-		s.retry.Stop()
-		s.retry = nil
-	}
+	s.setTimer(delay)
 }

@@ -2,53 +2,28 @@ package emperor
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emperor-dev/emperor/restart"
 	"github.com/emperor-dev/emperor/vassalfile"
 )
 
-func TestBackoffSequence(t *testing.T) {
-	b := backoff{throttle: 200 * time.Millisecond, max: 800 * time.Millisecond, healthy: 10 * time.Second}
-	now := time.Now()
-	var got []time.Duration
-	for i := 0; i < 6; i++ {
-		got = append(got, b.died(time.Time{}, now)) // never ready
+func TestPhaseStates(t *testing.T) {
+	// The names users, docs and tests rely on.
+	want := map[phase]string{
+		phaseNew: StateStarting, phaseFailedConfig: StateFailedConfig, phaseStarting: StateStarting,
+		phaseRunning: StateRunning, phaseReloading: StateReloading, phaseRestarting: StateStopping,
+		phaseStopping: StateStopping, phaseBackoff: StateBackoff, phaseStopped: StateStopping,
 	}
-	want := []time.Duration{0, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 800 * time.Millisecond, 800 * time.Millisecond}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("sequence %v, want %v", got, want)
+	for p, w := range want {
+		if got := p.state(); got != w {
+			t.Errorf("phase %d shows %q, want %q", p, got, w)
 		}
-	}
-	// Ready, but not for long: still backing off.
-	if d := b.died(now.Add(-time.Second), now); d != 800*time.Millisecond {
-		t.Fatalf("short run: %v", d)
-	}
-	// A healthy run: the next restart is immediate, then the sequence again.
-	if d := b.died(now.Add(-11*time.Second), now); d != 0 {
-		t.Fatalf("after a healthy run: %v", d)
-	}
-	if d := b.died(time.Time{}, now); d != 200*time.Millisecond {
-		t.Fatalf("second death after the healthy run: %v", d)
-	}
-	b.reset()
-	if d := b.died(time.Time{}, now); d != 0 {
-		t.Fatalf("after reset: %v", d)
-	}
-}
-
-func TestBackoffNoOverflow(t *testing.T) {
-	b := backoff{throttle: time.Second, max: 180 * time.Second}
-	if d := b.delay(10000); d != 180*time.Second {
-		t.Fatal(d)
-	}
-	z := backoff{throttle: 0, max: time.Second}
-	if d := z.delay(50); d != 0 {
-		t.Fatal(d)
 	}
 }
 
@@ -63,18 +38,29 @@ func writeFile(t *testing.T, dir, name, body string) string {
 
 func TestConfigLoadFile(t *testing.T) {
 	dir := t.TempDir()
-	p := writeFile(t, dir, "e.ini", "[uwsgi]\nemperor = /srv/vassals\nemperor-use-clone = fs,pid,uts\nemperor-throttle = 250\nemperor-max-throttle = 4000\nemperor-healthy-time = 2\nemperor-freq = 500ms\nreload-mercy = 7\n")
+	p := writeFile(t, dir, "e.ini", "[uwsgi]\nemperor = /srv/vassals\nemperor-use-clone = fs,pid,uts\nemperor-throttle = 250\nemperor-max-throttle = 4000\nemperor-restart-burst = 3\nemperor-restart-half-life = 1m\nemperor-healthy-time = 2\nemperor-freq = 500ms\nreload-mercy = 7\n")
 	c := DefaultConfig()
+	var logged strings.Builder
+	c.Logger = slog.New(slog.NewTextHandler(&logged, nil))
 	if err := c.LoadFile(p); err != nil {
 		t.Fatal(err)
 	}
 	if c.VassalsDir != "/srv/vassals" || c.Namespaces.String() != "fs,pid,uts" || c.Throttle != 250*time.Millisecond ||
-		c.MaxThrottle != 4*time.Second || c.HealthyTime != 2*time.Second || c.Rescan != 500*time.Millisecond || c.Mercy != 7*time.Second {
+		c.MaxThrottle != 4*time.Second || c.RestartBurst != 3 || c.RestartHalfLife != time.Minute ||
+		c.Rescan != 500*time.Millisecond || c.Mercy != 7*time.Second {
 		t.Fatalf("%+v", c)
+	}
+	// emperor-healthy-time still loads, with a warning naming what replaced it.
+	if !strings.Contains(logged.String(), ":8: warning: emperor-healthy-time is no longer used") ||
+		!strings.Contains(logged.String(), "emperor-restart-burst") {
+		t.Fatalf("no warning for emperor-healthy-time: %s", logged.String())
 	}
 	d := DefaultConfig()
 	if d.Namespaces.String() != "fs,pid" || d.Throttle != time.Second || d.MaxThrottle != 180*time.Second || d.Mercy != 30*time.Second || d.ControlPath != DefaultControlPath {
 		t.Fatalf("defaults %+v", d)
+	}
+	if d.Policy() != restart.Default() {
+		t.Fatalf("default policy %+v, want %+v", d.Policy(), restart.Default())
 	}
 }
 
@@ -83,6 +69,9 @@ func TestConfigErrorsNameFileAndLineAndApplyNothing(t *testing.T) {
 	cases := map[string]string{
 		"[uwsgi]\nemperor-use-clone = fs,bogus\n":                              ":2: ",
 		"[uwsgi]\nemperor-throttle = soon\n":                                   ":2: ",
+		"[uwsgi]\nemperor-restart-burst = -1\n":                                ":2: emperor-restart-burst: must be 0 or more",
+		"[uwsgi]\nemperor-restart-burst = many\n":                              ":2: ",
+		"[uwsgi]\nemperor-restart-half-life = -5\n":                            ":2: emperor-restart-half-life: ",
 		"[uwsgi]\nattach-daemon = sleep 1\n":                                   "belongs in a vassal file",
 		"[uwsgi]\nemperor-throttle = 5000\nemperor-max-throttle = 1000\n":      ":3: emperor-max-throttle (1s) is below emperor-throttle (5s)",
 		"[uwsgi]\nemperor = /a\nemperor-freq = 0\n":                            ":3: emperor-freq: 0 is out of range: from 10ms to 1h",

@@ -227,7 +227,7 @@ func newReload(stdout io.Writer, controlPath *string) *cobra.Command {
 
 func printStatus(w io.Writer, resp *control.Response, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tMOUNTS\tLAST EXIT")
+	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tFAILURES\tMOUNTS\tLAST EXIT")
 	for _, v := range resp.Vassals {
 		pid, up := "-", "-"
 		if v.PID > 0 {
@@ -253,7 +253,7 @@ func printStatus(w io.Writer, resp *control.Response, now time.Time) {
 			}
 			mounts = strings.Join(ms, ", ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Name, state, pid, up, v.Restarts, mounts, last)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\n", v.Name, state, pid, up, v.Restarts, v.Failures, mounts, last)
 	}
 	tw.Flush()
 }
