@@ -3,6 +3,7 @@ package vassal
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
@@ -13,18 +14,18 @@ import (
 
 	"github.com/emperor-dev/emperor/procstat"
 	"github.com/emperor-dev/emperor/reexec"
+	"github.com/emperor-dev/emperor/restart"
 	"github.com/emperor-dev/emperor/vassalfile"
 	"golang.org/x/sys/unix"
 )
 
-// Daemon respawn throttle: a daemon that keeps dying is restarted after
-// 0, 1, 2, 4 ... 30 s; a daemon that ran 10 s or more restarts at once.
+// Respawns follow the emperor's restart policy (package restart, sent in
+// the start message). A daemon counts as ready once it has run for
+// restart.DaemonReadyAfter; a smart daemon once its pidfile names a live
+// process.
 const (
-	daemonThrottle     = time.Second
-	daemonMaxThrottle  = 30 * time.Second
-	daemonHealthyAfter = 10 * time.Second
-	smartPollInterval  = time.Second
-	smartPidfileWait   = 10 * time.Second
+	smartPollInterval = time.Second
+	smartPidfileWait  = 10 * time.Second
 )
 
 // proc runs shell commands for the vassal: as its user (PID 1 has already
@@ -132,21 +133,22 @@ func logLines(r *os.File, log *slog.Logger) {
 
 // daemon supervises one attach-daemon or smart-attach-daemon line.
 type daemon struct {
-	spec vassalfile.Daemon
-	p    *proc
-	log  *slog.Logger
-	stop chan time.Duration // mercy
-	done chan struct{}
-	wake chan struct{} // a child was reaped: smart daemons re-check at once
+	spec   vassalfile.Daemon
+	p      *proc
+	policy restart.Policy
+	log    *slog.Logger
+	stop   chan time.Duration // mercy
+	done   chan struct{}
+	wake   chan struct{} // a child was reaped: smart daemons re-check at once
 }
 
-func newDaemon(spec vassalfile.Daemon, p *proc) *daemon {
+func newDaemon(spec vassalfile.Daemon, p *proc, policy restart.Policy) *daemon {
 	kind := "attach-daemon"
 	if spec.Smart {
 		kind = "smart-attach-daemon"
 	}
 	return &daemon{
-		spec: spec, p: p,
+		spec: spec, p: p, policy: policy,
 		log:  p.log.With(kind, shortCmd(spec.Command)),
 		stop: make(chan time.Duration, 1),
 		done: make(chan struct{}),
@@ -184,47 +186,69 @@ func (d *daemon) run() {
 		d.runSmart()
 		return
 	}
-	delay := time.Duration(0)
+	var tr restart.Tracker
 	for {
 		started := time.Now()
+		tr.Started(started)
 		pid, exit, err := d.p.startShell(d.spec.Command, d.log)
 		if err != nil {
 			d.log.Error("daemon did not start", "err", err)
 		} else {
 			d.log.Info("daemon started", "pid", pid)
-			select {
-			case ws := <-exit:
-				killProcessGroup(pid, syscall.SIGKILL) // anything it left in its group
-				d.log.Warn("daemon exited", "pid", pid, "status", reexec.DescribeStatus(ws), "ran", time.Since(started).Round(time.Millisecond))
-			case mercy := <-d.stop:
+			if mercy, stopped := d.wait(pid, exit, started, &tr); stopped {
 				terminate(pid, exit, mercy, d.log)
 				return
 			}
 		}
-		if time.Since(started) >= daemonHealthyAfter {
-			delay = 0
-		}
-		if delay > 0 {
-			d.log.Info("respawning daemon", "in", delay)
-		}
-		select {
-		case <-time.After(delay):
-		case <-d.stop:
+		if !d.respawnWait(&tr) {
 			return
 		}
-		delay = nextDelay(delay)
 	}
 }
 
-func nextDelay(d time.Duration) time.Duration {
-	if d == 0 {
-		return daemonThrottle
+// wait waits for the daemon pid to exit, marking it ready once it has run
+// for restart.DaemonReadyAfter, or for a stop (then it returns the mercy and
+// true).
+func (d *daemon) wait(pid int, exit <-chan unix.WaitStatus, started time.Time, tr *restart.Tracker) (time.Duration, bool) {
+	ready := time.NewTimer(restart.DaemonReadyAfter)
+	defer ready.Stop()
+	for {
+		select {
+		case <-ready.C:
+			tr.Ready(time.Now())
+			d.log.Info("daemon ready", "pid", pid, "ran", restart.DaemonReadyAfter)
+		case ws := <-exit:
+			killProcessGroup(pid, syscall.SIGKILL) // anything it left in its group
+			d.log.Warn("daemon exited", "pid", pid, "status", reexec.DescribeStatus(ws), "ran", time.Since(started).Round(time.Millisecond))
+			return 0, false
+		case mercy := <-d.stop:
+			return mercy, true
+		}
 	}
-	d *= 2
-	if d > daemonMaxThrottle {
-		d = daemonMaxThrottle
+}
+
+// respawnWait records a failure and waits as the restart policy says. It
+// returns false when a stop came meanwhile.
+func (d *daemon) respawnWait(tr *restart.Tracker) bool {
+	now := time.Now()
+	delay := tr.Failed(d.policy, now)
+	if delay <= 0 {
+		select {
+		case <-d.stop:
+			return false
+		default:
+			return true
+		}
 	}
-	return d
+	d.log.Info("respawning daemon", "in", delay, "failures", fmt.Sprintf("%.2f", tr.Failures(d.policy, now)))
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-d.stop:
+		return false
+	}
 }
 
 // terminate sends SIGTERM to the group, then SIGKILL after mercy, and waits.
@@ -247,9 +271,12 @@ func terminate(pid int, exit <-chan unix.WaitStatus, mercy time.Duration, log *s
 // when the pid in the pidfile is not running, so the daemon survives
 // reloads of the vassal.
 func (d *daemon) runSmart() {
-	delay := time.Duration(0)
+	var tr restart.Tracker
 	for {
 		if pid, ok := pidfileAlive(d.spec.Pidfile); ok {
+			now := time.Now()
+			tr.Started(now)
+			tr.Ready(now)
 			if mercy, stopped := d.watchSmart(pid); stopped {
 				terminateForeign(pid, mercy, d.log)
 				return
@@ -257,6 +284,7 @@ func (d *daemon) runSmart() {
 			d.log.Warn("smart daemon is gone", "pid", pid, "pidfile", d.spec.Pidfile)
 		} else {
 			started := time.Now()
+			tr.Started(started)
 			spid, exit, err := d.p.startShell(d.spec.Command, d.log)
 			if err != nil {
 				d.log.Error("daemon did not start", "err", err)
@@ -267,20 +295,15 @@ func (d *daemon) runSmart() {
 					terminate(spid, exit, mercy, d.log)
 					return
 				}
-				if !d.awaitPidfile(started) {
-					d.log.Warn("smart daemon wrote no live pid", "pidfile", d.spec.Pidfile)
-				} else {
-					delay = 0
+				if d.awaitPidfile(started) {
 					continue
 				}
+				d.log.Warn("smart daemon wrote no live pid", "pidfile", d.spec.Pidfile)
 			}
 		}
-		select {
-		case <-time.After(delay):
-		case <-d.stop:
+		if !d.respawnWait(&tr) {
 			return
 		}
-		delay = nextDelay(delay)
 	}
 }
 
@@ -353,15 +376,17 @@ func pidAlive(pid int) bool {
 
 // daemonSet is the running daemons of a vassal.
 type daemonSet struct {
-	mu   sync.Mutex
-	list []*daemon
+	// policy is the emperor's restart policy; set before the first start.
+	policy restart.Policy
+	mu     sync.Mutex
+	list   []*daemon
 }
 
 func (s *daemonSet) start(specs []vassalfile.Daemon, p *proc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sp := range specs {
-		d := newDaemon(sp, p)
+		d := newDaemon(sp, p, s.policy)
 		s.list = append(s.list, d)
 		go d.run()
 	}

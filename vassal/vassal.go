@@ -20,6 +20,7 @@ import (
 	"github.com/emperor-dev/emperor/hooks"
 	"github.com/emperor-dev/emperor/mountcheck"
 	"github.com/emperor-dev/emperor/reexec"
+	"github.com/emperor-dev/emperor/restart"
 	"github.com/emperor-dev/emperor/userdb"
 	"github.com/emperor-dev/emperor/vassalfile"
 	"golang.org/x/sys/unix"
@@ -116,6 +117,10 @@ func Main(args []string) int {
 	}
 	if v.mercy <= 0 {
 		v.mercy = 30 * time.Second
+	}
+	v.daemons.policy = restart.Default()
+	if start.Policy != nil {
+		v.daemons.policy = *start.Policy
 	}
 	return v.main(start)
 }
