@@ -26,7 +26,7 @@ func TestZipApp(t *testing.T) {
 	user, uid, _, _, zipPath, mnt := tenantZip(t, "emptzip")
 	bin := publicTestBinary(t)
 	port := freePort(t)
-	e := startEmperor(t, "emperor-healthy-time = 1")
+	e := startEmperor(t)
 	path := e.install("app001", fmt.Sprintf(`[uwsgi]
 uid = %s
 gid = %s
@@ -106,7 +106,6 @@ mountpoint-check = %s
 	})
 
 	t.Run("SIGSTOP of fuse-zip", func(t *testing.T) {
-		time.Sleep(1200 * time.Millisecond) // a healthy run: the restart is immediate
 		fz, _ := fuseZip()
 		syscall.Kill(fz, syscall.SIGSTOP)
 		defer syscall.Kill(fz, syscall.SIGCONT)
@@ -120,7 +119,6 @@ mountpoint-check = %s
 	})
 
 	t.Run("touch reloads without remounting", func(t *testing.T) {
-		time.Sleep(1200 * time.Millisecond)
 		fz, _ := fuseZip()
 		v1 := e.waitState("app001", "running", time.Minute)
 		_, daemon1 := mustGet(t, base+"hello.txt")
@@ -220,7 +218,7 @@ func TestCowRootfs(t *testing.T) {
 		user, uid, gid := testUser(t, prefix)
 		tenants = append(tenants, tenant{user: user, uid: uid, gid: gid})
 	}
-	e := startEmperor(t, "emperor-healthy-time = 1")
+	e := startEmperor(t)
 	for i := range tenants {
 		user, uid, gid := tenants[i].user, tenants[i].uid, tenants[i].gid
 		cow := filepath.Join(ns, "cow", user)
@@ -308,7 +306,6 @@ mountpoint-check = /
 	})
 
 	t.Run("kill -9 of unionfs-fuse keeps the cow data", func(t *testing.T) {
-		time.Sleep(1200 * time.Millisecond)
 		os.WriteFile(filepath.Join(ns, "cow", ua, "tmp/kept"), []byte("kept\n"), 0o644)
 		v := e.waitState(ua, "running", time.Minute)
 		u := pidsInNSNamed(pidNamespace(v.PID), "unionfs-fuse")
@@ -444,7 +441,7 @@ func TestNoLeaksAcross200Restarts(t *testing.T) {
 	writeZip(t, zipPath, zipFiles)
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
-	e := startEmperor(t, "emperor-throttle = 1", "emperor-max-throttle = 2", "emperor-healthy-time = 3600")
+	e := startEmperor(t, "emperor-throttle = 1", "emperor-max-throttle = 2")
 	// Each instance mounts the zip; the test kills its fuse-zip, the check
 	// finds the mount dead (ENOTCONN) and the vassal is destroyed and
 	// restarted. (An unmount by a daemon raced the check and fuse-zip's

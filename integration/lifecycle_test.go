@@ -133,10 +133,11 @@ func TestStopOnDeleteLeavesNothing(t *testing.T) {
 	}
 }
 
-// A vassal that dies again and again waits longer each time; the first
-// restart after a healthy run is immediate.
+// A vassal that never becomes ready waits longer each time from its second
+// failure; one that became ready is restarted at once for its first
+// failures (the burst), and status shows the decayed failure count.
 func TestRespawnWithBackoff(t *testing.T) {
-	e := startEmperor(t, "emperor-throttle = 200", "emperor-max-throttle = 800", "emperor-healthy-time = 1")
+	e := startEmperor(t, "emperor-throttle = 200", "emperor-max-throttle = 800", "emperor-restart-burst = 2")
 	dir := t.TempDir()
 	// The vassal fails at start (chdir into a missing directory) until the
 	// directory exists.
@@ -167,18 +168,34 @@ func TestRespawnWithBackoff(t *testing.T) {
 			t.Fatalf("backoff sequence %v, want it to start %v", delays, want)
 		}
 	}
-	// Heal it, let it run healthy, then kill it: the restart is immediate.
+	// Healed, it runs; status shows the failures it has not lived down.
 	os.Mkdir(filepath.Join(dir, "missing"), 0o755)
-	v = e.waitState("crash", "running", 10*time.Second)
-	time.Sleep(1500 * time.Millisecond)
-	syscall.Kill(v.PID, syscall.SIGKILL)
-	waitFor(t, 5*time.Second, "a new PID 1", func() bool {
-		n, _ := e.vassal("crash")
-		return n.PID != 0 && n.PID != v.PID && n.State == "running"
-	})
-	all := re.FindAllStringSubmatch(e.log.String(), -1)
-	if last := all[len(all)-1][1]; last != "0s" {
-		t.Fatalf("restart after a healthy run waited %s", last)
+	v = e.waitState("crash", "running", time.Minute)
+	if v.Failures < 4.5 {
+		t.Fatalf("status shows %.2f failures after %d", v.Failures, v.Restarts)
+	}
+	// A vassal that became ready, killed: within the burst (2) its
+	// restarts are immediate; the third failure is above it and waits the
+	// throttle.
+	e.install("ready", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
+	v = e.waitState("ready", "running", time.Minute)
+	re = regexp.MustCompile(`msg="vassal died" vassal=ready .*restart_in=(\S+)`)
+	for i, want := range []string{"0s", "0s", "200ms"} {
+		if err := syscall.Kill(v.PID, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %d: %v", v.PID, err)
+		}
+		old := v.PID
+		waitFor(t, time.Minute, "a new PID 1, running", func() bool {
+			v, _ = e.vassal("ready")
+			return v.PID != 0 && v.PID != old && v.State == "running"
+		})
+		all := re.FindAllStringSubmatch(e.log.String(), -1)
+		if last := all[len(all)-1][1]; last != want {
+			t.Fatalf("kill %d of a ready vassal: restart waited %s, want %s", i+1, last, want)
+		}
+		if v.Failures < float64(i)+0.9 || v.Failures > float64(i+1) {
+			t.Fatalf("kill %d: status shows %.2f failures", i+1, v.Failures)
+		}
 	}
 }
 
