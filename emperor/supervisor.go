@@ -72,6 +72,13 @@ func (p phase) final() bool { return p == phaseStopping || p == phaseStopped }
 // reload-mercy; the grace lets it run its as-user-atexit hooks after that.
 const killGrace = 2 * time.Second
 
+// reloadSpacing is the least time between two in-place reloads of one
+// vassal. A reload restarts the vassal's daemons; one sent as soon as the
+// last landed would stop daemons that are still starting. A storm of
+// changes thus costs at most one reload per reloadSpacing, and the last
+// change is always applied; a lone change is applied at once.
+const reloadSpacing = 200 * time.Millisecond
+
 // drainTimeout bounds the wait for a dead vassal's last messages.
 const drainTimeout = time.Second
 
@@ -112,11 +119,14 @@ type supervisor struct {
 	// into it, and it sends the newest good file when the flight lands.
 	reloadQueued bool
 	// timer is the phase's deadline: in backoff the next start, in
-	// stopping and restarting the SIGKILL.
-	timer   *time.Timer
-	tracker restart.Tracker
-	good    *Loaded // the last valid file
-	proc    *process
+	// stopping and restarting the SIGKILL, in running the queued reload
+	// (reloadSpacing after the last one).
+	timer *time.Timer
+	// lastReload is when the last in-place reload was sent.
+	lastReload time.Time
+	tracker    restart.Tracker
+	good       *Loaded // the last valid file
+	proc       *process
 	// msgsClosed: the current process's message channel is at EOF.
 	msgsClosed bool
 	// What the current or last process said or did, for status and logs.
@@ -257,6 +267,10 @@ func (s *supervisor) deadline() {
 	switch s.phase {
 	case phaseBackoff:
 		s.start()
+	case phaseRunning:
+		if s.reloadQueued {
+			s.reloadInPlace()
+		}
 	case phaseStopping, phaseRestarting:
 		if s.proc != nil {
 			s.log.Warn("vassal still running after reload-mercy: SIGKILL", "pid", s.proc.pid, "mercy", s.mercy())
@@ -313,11 +327,13 @@ func (s *supervisor) broken(err error) {
 	}
 }
 
-// reload applies the current good file: in place when the vassal runs; at
-// once (and with the failure count reset) when it is new, in backoff or
-// failed-config, since an operator asked; once the start or reload in
-// flight has landed otherwise, coalescing every request meanwhile into
-// one; and at the next start when the vassal is restarting.
+// reload applies the current good file: in place when the vassal runs (at
+// most one reload per reloadSpacing); at once (and with the failure count
+// reset) when it is new, in backoff or failed-config, since an operator
+// asked; once the start or reload in flight has landed otherwise; and at
+// the next start when the vassal is restarting. At most one reload is in
+// flight and one is queued: every request meanwhile coalesces into the
+// queued one, which sends the newest good file.
 func (s *supervisor) reload() {
 	if s.good == nil {
 		return
@@ -329,14 +345,29 @@ func (s *supervisor) reload() {
 	case phaseStarting, phaseReloading:
 		s.reloadQueued = true
 	case phaseRunning:
+		s.reloadSpaced()
+	}
+}
+
+// reloadSpaced reloads in place now, or queues the reload for
+// reloadSpacing after the last one.
+func (s *supervisor) reloadSpaced() {
+	wait := time.Until(s.lastReload.Add(reloadSpacing))
+	if wait <= 0 {
 		s.reloadInPlace()
+		return
+	}
+	s.reloadQueued = true
+	if s.timer == nil {
+		s.setTimer(wait)
 	}
 }
 
 // reloadInPlace sends the current file to the vassal, which applies it with
 // the same PID 1, namespaces and mounts, or refuses when it cannot.
 func (s *supervisor) reloadInPlace() {
-	s.phase, s.reloadQueued = phaseReloading, false
+	s.stopTimer()
+	s.phase, s.reloadQueued, s.lastReload = phaseReloading, false, time.Now()
 	s.log.Info("reloading vassal in place", "pid", s.proc.pid)
 	if err := s.proc.send(control.Message{Type: control.MsgReload, Content: s.good.Content, Mercy: s.cfg.Mercy}); err != nil {
 		s.restart(fmt.Sprintf("the reload could not be sent: %v", err))
@@ -344,11 +375,11 @@ func (s *supervisor) reloadInPlace() {
 }
 
 // landed is a start or a reload in flight that landed (ready or refused):
-// the queued reload, if any, goes now.
+// the queued reload, if any, goes now or after reloadSpacing.
 func (s *supervisor) landed() {
 	s.phase = phaseRunning
 	if s.reloadQueued {
-		s.reloadInPlace()
+		s.reloadSpaced()
 	}
 }
 
