@@ -431,3 +431,60 @@ func (s *daemonSet) has(sp vassalfile.Daemon) bool {
 	}
 	return false
 }
+
+// daemons is the daemons component: attach-daemons and
+// smart-attach-daemons. A reload restarts the attached daemons and keeps a
+// smart daemon that is still configured, which is the point of governing it
+// by pidfile.
+type daemons struct {
+	v     *vassal
+	socks *sockets
+	set   daemonSet
+	cur   *config
+}
+
+func (d *daemons) Start(c *config) error {
+	d.set.start(c.spec.Daemons, d.v.newProc(c, d.socks.shared))
+	d.cur = c
+	return nil
+}
+
+// Release stops the attached daemons, and the smart daemons that new no
+// longer has, before the as-user-atexit hooks run.
+func (d *daemons) Release(old, new *config) {
+	d.set.stopWhere(d.v.mercyFor(old.spec), func(dm *daemon) bool {
+		return !dm.spec.Smart || !hasSmart(new.spec.Daemons, dm.spec)
+	})
+}
+
+// Apply starts new's attached daemons and its smart daemons that are not
+// running yet.
+func (d *daemons) Apply(old, new *config) error {
+	var fresh []vassalfile.Daemon
+	for _, sp := range new.spec.Daemons {
+		if sp.Smart && d.set.has(sp) {
+			continue
+		}
+		fresh = append(fresh, sp)
+	}
+	d.set.start(fresh, d.v.newProc(new, d.socks.shared))
+	d.cur = new
+	return nil
+}
+
+func (d *daemons) Stop() {
+	if d.cur != nil {
+		d.set.stopWhere(d.v.mercyFor(d.cur.spec), func(*daemon) bool { return true })
+	}
+}
+
+func (d *daemons) childExited() { d.set.wakeAll() }
+
+func hasSmart(specs []vassalfile.Daemon, sp vassalfile.Daemon) bool {
+	for _, s := range specs {
+		if s.Smart && s.Command == sp.Command && s.Pidfile == sp.Pidfile {
+			return true
+		}
+	}
+	return false
+}

@@ -1,11 +1,9 @@
 package vassal
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"syscall"
-	"time"
 
 	"github.com/emperor-dev/emperor/mount"
 	"github.com/emperor-dev/emperor/mountinfo"
@@ -94,32 +92,24 @@ func chrootTo(dir string) error {
 	return nil
 }
 
-// hookEnv runs exec hooks through the vassal's reaper.
-type hookEnv struct{ v *vassal }
+// jail is the chroot or pivot_root component. It runs once, on the first
+// start: a change of either needs a full restart (RestartReason), and a
+// jail is not undone (the kernel drops the mount namespace with PID 1).
+type jail struct{ v *vassal }
 
-func (h hookEnv) Exec(ctx context.Context, cmd string) error {
-	p := h.v.newProc()
-	p.sockets = nil
-	pid, exit, err := p.startShell(cmd, h.v.log.With("hook", shortCmd(cmd)))
-	if err != nil {
-		return err
+func (j *jail) Start(c *config) error {
+	s := c.spec
+	if s.PivotNew == "" && s.Chroot == "" {
+		return nil
 	}
-	select {
-	case ws := <-exit:
-		if ws.Exited() && ws.ExitStatus() == 0 {
-			return nil
-		}
-		return fmt.Errorf("%s", reexec.DescribeStatus(ws))
-	case <-ctx.Done():
-		killProcessGroup(pid, syscall.SIGKILL)
-		select {
-		case <-exit:
-		case <-time.After(5 * time.Second):
-		}
-		return fmt.Errorf("timed out (hook-timeout)")
+	if !j.v.ns.Has(reexec.NSMount) {
+		return fmt.Errorf("pivot_root/chroot need the vassal's own mount namespace (emperor-use-clone or unshare with fs): refusing to change the host's root")
 	}
+	if s.PivotNew != "" {
+		return pivotRoot(s.PivotNew, s.PivotOld)
+	}
+	return chrootTo(s.Chroot)
 }
 
-func (h hookEnv) Setenv(k, val string) {
-	h.v.extraEnv = append(h.v.extraEnv, k+"="+val)
-}
+func (j *jail) Apply(old, new *config) error { return nil }
+func (j *jail) Stop()                        {}

@@ -2,12 +2,9 @@ package vassal
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -18,14 +15,17 @@ import (
 	"github.com/emperor-dev/emperor/vassalfile"
 )
 
-// httpService is the vassal's own file server: http-socket listeners bound
-// as root, one handler swapped atomically on reload, and the GlusterFS
-// connections, kept across reloads when their mount is unchanged.
+// httpService is the vassal's own file server, the http component: it
+// serves the http-socket listeners (bound as root by the sockets
+// component) with one handler generation at a time, swapped atomically on
+// reload, and keeps each GlusterFS connection across reloads while its
+// mount is unchanged.
 type httpService struct {
-	v         *vassal
-	listeners []net.Listener
-	servers   []*http.Server
-	handler   atomic.Pointer[fileserver.Server]
+	v       *vassal
+	socks   *sockets
+	servers []*http.Server
+	gen     atomic.Pointer[generation]
+	cur     *config
 
 	mu       sync.Mutex
 	glusters map[string]*glusterConn // by mountpoint and GlusterConfig.Key
@@ -40,34 +40,55 @@ type glusterConn struct {
 	detail string
 }
 
-// bindHTTP binds every http-socket before the privilege drop, so a
-// tenant's vassal can serve :80.
-func (v *vassal) bindHTTP() error {
-	if len(v.spec.HTTPSockets) == 0 {
-		return nil
-	}
-	hs := &httpService{v: v, glusters: map[string]*glusterConn{}}
-	for _, addr := range v.spec.HTTPSockets {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			for _, o := range hs.listeners {
-				o.Close()
-			}
-			return fmt.Errorf("http-socket %s: %w", addr, err)
-		}
-		hs.listeners = append(hs.listeners, l)
-	}
-	v.http = hs
-	return nil
+// generation is one handler with the static-map folders it opened. It is
+// reference counted: the service holds one reference while the generation
+// is current and each request in flight holds one, so that the folders of
+// a replaced generation close when its last request is done, and never
+// under a request (a closed descriptor number can be reused by another
+// open, and openat2 would resolve beneath the wrong directory).
+type generation struct {
+	srv  *fileserver.Server
+	refs atomic.Int64
+	// retire closes what went out of use with this generation.
+	retire func()
 }
 
-// start builds the handler and serves. Gluster volumes connect in the
-// background; until then their requests get 503.
-func (hs *httpService) start() error {
-	if err := hs.apply(hs.v.spec); err != nil {
+func newGeneration(srv *fileserver.Server, retire func()) *generation {
+	g := &generation{srv: srv, retire: retire}
+	g.refs.Store(1)
+	return g
+}
+
+// acquire takes a reference unless the generation is already retired.
+func (g *generation) acquire() bool {
+	for {
+		n := g.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if g.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (g *generation) release() {
+	if g.refs.Add(-1) == 0 {
+		g.retire()
+	}
+}
+
+// Start builds the first handler and serves. Gluster volumes connect in
+// the background; until then their requests get 503.
+func (hs *httpService) Start(c *config) error {
+	if len(hs.socks.http) == 0 {
+		return nil
+	}
+	hs.glusters = map[string]*glusterConn{}
+	if err := hs.apply(c); err != nil {
 		return err
 	}
-	for _, l := range hs.listeners {
+	for _, l := range hs.socks.http {
 		srv := &http.Server{
 			Handler:           http.HandlerFunc(hs.serveHTTP),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -81,28 +102,51 @@ func (hs *httpService) start() error {
 	return nil
 }
 
-func (hs *httpService) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	hs.handler.Load().ServeHTTP(w, r)
+// Apply swaps in a handler for new. It fails, changing nothing, when a
+// static-map folder cannot be opened.
+func (hs *httpService) Apply(old, new *config) error {
+	if len(hs.socks.http) == 0 {
+		return nil
+	}
+	return hs.apply(new)
 }
 
-// apply (re)builds the mount table from spec and swaps it in. A gluster
-// mount whose configuration is unchanged keeps its connection; the others
-// are closed after the swap, once their in-flight calls return.
-func (hs *httpService) apply(spec *vassalfile.Spec) error {
+func (hs *httpService) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	for {
+		g := hs.gen.Load()
+		if g.acquire() {
+			defer g.release()
+			g.srv.ServeHTTP(w, r)
+			return
+		}
+		// Retired between the load and the acquire: the next one is
+		// already current.
+	}
+}
+
+// apply builds the mount table of c, swaps it in and retires the previous
+// generation: its folders close once its requests are done, and so do the
+// GlusterFS connections that c no longer has. A connection whose mount is
+// unchanged is kept.
+func (hs *httpService) apply(c *config) error {
+	spec := c.spec
 	var mounts []fileserver.Mount
-	keep := map[string]bool{}
-	var opened []*fileserver.Local
+	var locals []*fileserver.Local
+	closeLocals := func() {
+		for _, l := range locals {
+			l.Close()
+		}
+	}
 	for _, sm := range spec.StaticMaps {
 		l, err := fileserver.NewLocal(sm.Dir, spec.StaticSafe)
 		if err != nil {
-			for _, o := range opened {
-				o.Close()
-			}
+			closeLocals()
 			return err
 		}
-		opened = append(opened, l)
+		locals = append(locals, l)
 		mounts = append(mounts, fileserver.Mount{Prefix: sm.Prefix, Backend: l, Index: spec.StaticIndex, Autoindex: spec.StaticAutoindex})
 	}
+	keep := map[string]bool{}
 	hs.mu.Lock()
 	for _, gm := range spec.GlusterMounts {
 		cfg := fileserver.GlusterConfig{Volume: gm.Volume, Volfile: gm.Volfile, Timeout: spec.GlusterTimeout, Creds: currentCreds()}
@@ -141,17 +185,25 @@ func (hs *httpService) apply(spec *vassalfile.Spec) error {
 		Cache:   fileserver.CacheConfig{TTL: spec.CacheTTL, MaxFile: spec.CacheMaxFile, MaxSize: spec.CacheSize},
 		Log:     log,
 	})
-	if old := hs.handler.Swap(srv); old != nil {
-		// In-flight requests of the old handler hold their own references;
-		// its cache's open handles close when the last one is done.
-		old.Close()
+	next := newGeneration(srv, func() {
+		srv.Close()
+		closeLocals()
+	})
+	if prev := hs.gen.Swap(next); prev != nil {
+		prev.retire = chain(prev.retire, func() {
+			for _, gc := range drop {
+				// glfs_fini takes seconds; nothing waits for it.
+				go gc.g.Close()
+			}
+		})
+		prev.release()
 	}
-	for _, gc := range drop {
-		go gc.g.Close()
-	}
+	hs.cur = c
 	hs.report()
 	return nil
 }
+
+func chain(a, b func()) func() { return func() { a(); b() } }
 
 func (hs *httpService) setState(gc *glusterConn, state, detail string) {
 	hs.mu.Lock()
@@ -185,10 +237,14 @@ func (hs *httpService) report() {
 // exit need not wait for that.
 const finiWait = time.Second
 
-// stop closes the listeners, lets in-flight requests finish within mercy,
-// then closes the volumes, in parallel and waiting at most finiWait.
-func (hs *httpService) stop(mercy time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), mercy)
+// Stop closes the listeners, lets in-flight requests finish within mercy,
+// retires the current generation, then closes the volumes, in parallel and
+// waiting at most finiWait.
+func (hs *httpService) Stop() {
+	if hs.cur == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hs.v.mercyFor(hs.cur.spec))
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, s := range hs.servers {
@@ -196,8 +252,12 @@ func (hs *httpService) stop(mercy time.Duration) {
 		go func() { defer wg.Done(); s.Shutdown(ctx) }()
 	}
 	wg.Wait()
+	if g := hs.gen.Load(); g != nil {
+		g.release()
+	}
 	hs.mu.Lock()
 	glusters := hs.glusters
+	hs.glusters = nil
 	hs.mu.Unlock()
 	closed := make(chan struct{})
 	go func() {
@@ -214,6 +274,7 @@ func (hs *httpService) stop(mercy time.Duration) {
 	case <-time.After(finiWait):
 		hs.v.log.Info("glfs_fini still running; exiting without waiting for it", "waited", finiWait)
 	}
+	hs.servers, hs.cur = nil, nil
 }
 
 // currentCreds are PID 1's credentials after the privilege drop: the
@@ -225,17 +286,4 @@ func currentCreds() fileserver.Creds {
 		c.Groups = append(c.Groups, uint32(g))
 	}
 	return c
-}
-
-// startCPUProfile profiles PID 1 into path until the returned stop runs.
-func startCPUProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
