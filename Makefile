@@ -7,7 +7,8 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # Runtime and test dependencies from Debian.
 DEB_PKGS := busybox-static fuse3 fuse-zip unionfs-fuse curl zip wrk procps \
-            glusterfs-server glusterfs-client libglusterfs-dev pkg-config gcc media-types
+            glusterfs-server glusterfs-client libglusterfs-dev pkg-config gcc media-types \
+            stress-ng
 
 # Fuzz budgets are counts of executions, not durations: Go 1.26's fuzz
 # coordinator can fail a target with a bare "context deadline exceeded" when
@@ -16,7 +17,11 @@ DEB_PKGS := busybox-static fuse3 fuse-zip unionfs-fuse curl zip wrk procps \
 FUZZ_PARSE_EXECS   ?= 500000x
 FUZZ_REQUEST_EXECS ?= 250000x
 
-.PHONY: all deps build test unit integration fuzz lint demo bench docs clean
+# make soak: how many times the root integration suite runs in a row before
+# the run with both cores busy.
+SOAK_N ?= 3
+
+.PHONY: all deps build test unit integration soak fuzz lint demo bench docs clean
 
 all: build
 
@@ -46,6 +51,13 @@ unit:
 
 integration: deps
 	$(GO) test -count=1 -v -timeout 45m ./integration
+
+# The root integration suite SOAK_N times in a row (default 3), then once
+# more with both cores kept busy by stress-ng --cpu 2 (started here, stopped
+# by its PID when the run ends, also on failure). Exits non-zero if any run
+# failed, and says which. Not part of make test. Needs root.
+soak: deps
+	SOAK_N=$(SOAK_N) GO=$(GO) bash scripts/soak.sh
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 10000000x ./vassalfile
