@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,22 +16,31 @@ import (
 	"time"
 )
 
-// glusterEnv is a single-node glusterd on loopback for the tests. When no
-// glusterd runs, the tests start one (and stop it, by its PID, at the end);
-// one already running is used and left alone.
+// glusterEnv is a single-node glusterd on loopback for the tests. The tests
+// always start their own (and stop it, by its PID, at the end): with a
+// working directory and a CLI socket of its own, so it neither loads nor
+// leaves volumes in /var/lib/glusterd, and the gluster CLI talks to it only.
+// Its management port is glusterd's fixed 24007 (the bricks it spawns and
+// libgfapi's server=HOST:0 find it there); when another process holds that
+// port, the GlusterFS tests fail and name it.
 type glusterEnv struct {
 	mu   sync.Mutex
-	cmd  *exec.Cmd // ours, or nil
+	cmd  *exec.Cmd // our glusterd while it runs
 	done chan struct{}
 	host string
 	root string
 	n    int
 }
 
+// glusterPort is glusterd's management port.
+const glusterPort = 24007
+
 var (
 	glOnce sync.Once
 	glEnv  *glusterEnv
 	glErr  error
+	// glusterSock is our glusterd's CLI socket, which gcli uses.
+	glusterSock string
 )
 
 func glusterd(t *testing.T) *glusterEnv {
@@ -44,8 +54,9 @@ func glusterd(t *testing.T) *glusterEnv {
 	return glEnv
 }
 
+// gcli runs the gluster CLI against our glusterd.
 func gcli(args ...string) (string, error) {
-	out, err := exec.Command("gluster", append([]string{"--mode=script"}, args...)...).CombinedOutput()
+	out, err := exec.Command("gluster", append([]string{"--mode=script", "--glusterd-sock=" + glusterSock}, args...)...).CombinedOutput()
 	return string(out), err
 }
 
@@ -57,44 +68,87 @@ func startGlusterEnv() (*glusterEnv, error) {
 	os.Chmod(root, 0o755)
 	host, _ := os.Hostname()
 	e := &glusterEnv{host: host, root: root}
-	if _, err := gcli("pool", "list"); err != nil {
-		if err := e.startOurs(); err != nil {
-			return nil, err
-		}
+	glusterSock = filepath.Join(root, "glusterd.socket")
+	if err := e.startOurs(); err != nil {
+		os.RemoveAll(root)
+		return nil, err
 	}
 	return e, nil
 }
 
-// startOurs runs glusterd in the foreground with a working directory of its
-// own under the tests' temporary folder: it neither loads the host's
-// volumes from /var/lib/glusterd nor leaves state there.
+// portHolder names the process listening on TCP port (from /proc/net/tcp
+// and the sockets among /proc/*/fd), or says it is unknown.
+func portHolder(port int) string {
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			// local_address is HEXIP:HEXPORT; st 0A is LISTEN.
+			if len(fs) > 9 && fs[3] == "0A" && strings.HasSuffix(fs[1], fmt.Sprintf(":%04X", port)) {
+				inodes["socket:["+fs[9]+"]"] = true
+			}
+		}
+	}
+	for _, p := range allProcs() {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.pid))
+		for _, fd := range fds {
+			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p.pid, fd.Name())); inodes[l] {
+				return fmt.Sprintf("pid %d (%s)", p.pid, p.comm)
+			}
+		}
+	}
+	return "an unknown process"
+}
+
+// startOurs runs glusterd in the foreground with a working directory and a
+// CLI socket of its own under the tests' temporary folder. It dies with the
+// test binary (Pdeathsig), even when go test's -timeout kills it.
 func (e *glusterEnv) startOurs() error {
+	l, err := net.Listen("tcp", fmt.Sprintf(":%d", glusterPort))
+	if err != nil {
+		return fmt.Errorf("glusterd's management port %d is taken by %s, which the tests did not start: "+
+			"the GlusterFS tests run a glusterd of their own and need that port (stop the other one, e.g. systemctl stop glusterd): %w",
+			glusterPort, portHolder(glusterPort), err)
+	}
+	l.Close()
 	wd := filepath.Join(e.root, "glusterd")
 	if err := os.MkdirAll(wd, 0o755); err != nil {
 		return err
 	}
-	cmd := exec.Command("glusterd", "-N", "--log-file="+filepath.Join(e.root, "glusterd.log"),
-		"--xlator-option", "management.working-directory="+wd)
+	logFile := filepath.Join(e.root, "glusterd.log")
+	cmd := exec.Command("glusterd", "-N", "--log-file="+logFile,
+		"--xlator-option", "management.working-directory="+wd,
+		"--xlator-option", "management.glusterd-sockfile="+glusterSock)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start glusterd: %w", err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	e.cmd, e.done = cmd, done
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(hangTimeout)
 	for {
 		if _, err := gcli("pool", "list"); err == nil {
 			return nil
 		}
+		select {
+		case <-done:
+			e.cmd = nil
+			log, _ := os.ReadFile(logFile)
+			return fmt.Errorf("glusterd exited at start (%v):\n%s", cmd.ProcessState, log)
+		default:
+		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(e.root, "glusterd.log"))
-			return fmt.Errorf("glusterd did not answer in 60s:\n%s", log)
+			e.stopOurs()
+			log, _ := os.ReadFile(logFile)
+			return fmt.Errorf("glusterd did not answer in %v:\n%s", hangTimeout, log)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-// stopOurs stops the glusterd the tests started (by its PID).
+// stopOurs stops our glusterd (by its PID) and waits for it.
 func (e *glusterEnv) stopOurs() {
 	if e.cmd == nil {
 		return
@@ -102,7 +156,7 @@ func (e *glusterEnv) stopOurs() {
 	e.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-e.done:
-	case <-time.After(15 * time.Second):
+	case <-time.After(hangTimeout):
 		e.cmd.Process.Kill()
 		<-e.done
 	}
@@ -160,7 +214,9 @@ func (e *glusterEnv) volume(t *testing.T, fill func(dir string)) string {
 		return syscall.Stat(mnt, &st) == nil && st.Dev != st0.Dev
 	})
 	fill(mnt)
-	exec.Command("umount", mnt).Run()
+	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("umount %s: %v %s", mnt, err, out)
+	}
 	return name
 }
 
