@@ -98,7 +98,12 @@ func startTest(t *testing.T, mutate ...func(*Config)) *testEmperor {
 			t.Logf("log:\n%s", lb.String())
 		}
 	})
-	waitUntil(t, 5*time.Second, "the control socket", func() bool { _, err := os.Stat(cfg.ControlPath); return err == nil })
+	// The socket file exists from bind(2), before listen(2): wait for an
+	// answered call.
+	waitUntil(t, time.Minute, "the control socket to answer", func() bool {
+		_, err := control.Call(cfg.ControlPath, control.Request{Cmd: "status"}, time.Minute)
+		return err == nil
+	})
 	return te
 }
 
@@ -137,7 +142,7 @@ func (te *testEmperor) get(name string) (control.VassalStatus, bool) {
 func (te *testEmperor) waitState(t *testing.T, name, state string) control.VassalStatus {
 	t.Helper()
 	var v control.VassalStatus
-	waitUntil(t, 10*time.Second, name+" "+state, func() bool {
+	waitUntil(t, time.Minute, name+" "+state, func() bool {
 		var ok bool
 		v, ok = te.get(name)
 		return ok && v.State == state
@@ -158,14 +163,14 @@ func TestLifecycle(t *testing.T) {
 	// A touch reloads in place: same PID 1, no restart counted.
 	now := time.Now().Add(time.Second)
 	os.Chtimes(p, now, now)
-	waitUntil(t, 5*time.Second, "the reload", func() bool { return strings.Contains(te.log.String(), `msg="reload applied" vassal=app`) })
+	waitUntil(t, time.Minute, "the reload", func() bool { return strings.Contains(te.log.String(), `msg="reload applied" vassal=app`) })
 	if v2 := te.waitState(t, "app", StateRunning); v2.PID != v.PID || v2.Restarts != 0 {
 		t.Fatalf("reload: %+v -> %+v", v, v2)
 	}
 
 	// A kill is a death: restarted at once (the first death is free).
 	syscall.Kill(v.PID, syscall.SIGKILL)
-	waitUntil(t, 5*time.Second, "a new PID 1", func() bool {
+	waitUntil(t, time.Minute, "a new PID 1", func() bool {
 		n, _ := te.get("app")
 		return n.State == StateRunning && n.PID != v.PID && n.PID != 0
 	})
@@ -176,14 +181,14 @@ func TestLifecycle(t *testing.T) {
 
 	// A broken file leaves the running vassal alone and says why.
 	te.install("app", "[uwsgi]\nattach-deamon = x\n")
-	waitUntil(t, 5*time.Second, "the config error", func() bool { n, _ := te.get("app"); return n.ConfigError != "" })
+	waitUntil(t, time.Minute, "the config error", func() bool { n, _ := te.get("app"); return n.ConfigError != "" })
 	if b, _ := te.get("app"); b.PID != n.PID || b.State != StateRunning || !strings.Contains(b.ConfigError, p+":2: unknown option") {
 		t.Fatalf("%+v", b)
 	}
 
 	// Deleting the file stops it and removes it from the table.
 	os.Remove(p)
-	waitUntil(t, 5*time.Second, "an empty table", func() bool { return len(te.Status()) == 0 })
+	waitUntil(t, time.Minute, "an empty table", func() bool { return len(te.Status()) == 0 })
 	if alive(n.PID) {
 		t.Fatal("PID 1 survived its file")
 	}
@@ -207,12 +212,12 @@ func TestBackoffAndLastExit(t *testing.T) {
 	te := startTest(t)
 	dir := t.TempDir()
 	te.install("crash", fmt.Sprintf("[uwsgi]\nchdir = %s/missing\n", dir))
-	waitUntil(t, 10*time.Second, "3 restarts", func() bool { v, _ := te.get("crash"); return v.Restarts >= 3 })
+	waitUntil(t, time.Minute, "3 restarts", func() bool { v, _ := te.get("crash"); return v.Restarts >= 3 })
 	v, _ := te.get("crash")
 	if !strings.Contains(v.LastExit, "chdir") {
 		t.Fatalf("last exit %q", v.LastExit)
 	}
-	waitUntil(t, 5*time.Second, "backoff with a next attempt", func() bool {
+	waitUntil(t, time.Minute, "backoff with a next attempt", func() bool {
 		v, _ := te.get("crash")
 		return v.State == StateBackoff && !v.NextAttempt.IsZero()
 	})
@@ -233,21 +238,21 @@ func TestControlSocket(t *testing.T) {
 	te.install("b", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
 	te.waitState(t, "a", StateRunning)
 	te.waitState(t, "b", StateRunning)
-	resp, err := control.Call(te.ctl, control.Request{Cmd: "status"}, 5*time.Second)
+	resp, err := control.Call(te.ctl, control.Request{Cmd: "status"}, time.Minute)
 	if err != nil || len(resp.Vassals) != 2 || resp.Vassals[0].Name != "a" || resp.PID != os.Getpid() || resp.Since.IsZero() {
 		t.Fatalf("%+v %v", resp, err)
 	}
 	if fi, _ := os.Stat(te.ctl); fi.Mode().Perm() != 0o660 {
 		t.Fatalf("control socket mode %v", fi.Mode())
 	}
-	resp, err = control.Call(te.ctl, control.Request{Cmd: "reload"}, 5*time.Second)
+	resp, err = control.Call(te.ctl, control.Request{Cmd: "reload"}, time.Minute)
 	if err != nil || resp.Reloaded != 2 {
 		t.Fatalf("%+v %v", resp, err)
 	}
-	if _, err := control.Call(te.ctl, control.Request{Cmd: "frobnicate"}, 5*time.Second); err == nil || !strings.Contains(err.Error(), `unknown command "frobnicate"`) {
+	if _, err := control.Call(te.ctl, control.Request{Cmd: "frobnicate"}, time.Minute); err == nil || !strings.Contains(err.Error(), `unknown command "frobnicate"`) {
 		t.Fatal(err)
 	}
-	if _, err := control.Call(te.ctl, control.Request{Cmd: "reload", Name: "zz"}, 5*time.Second); err == nil || !strings.Contains(err.Error(), `no vassal named "zz"`) {
+	if _, err := control.Call(te.ctl, control.Request{Cmd: "reload", Name: "zz"}, time.Minute); err == nil || !strings.Contains(err.Error(), `no vassal named "zz"`) {
 		t.Fatal(err)
 	}
 	// Garbage gets an answer, not a hang or a crash.
@@ -256,7 +261,7 @@ func TestControlSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Write([]byte("{not json\n"))
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(time.Minute))
 	buf := make([]byte, 512)
 	n, _ := c.Read(buf)
 	c.Close()
@@ -273,7 +278,7 @@ func TestControlSocket(t *testing.T) {
 	if err := e2.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "another emperor") {
 		t.Fatal(err)
 	}
-	if _, err := control.Call(te.ctl, control.Request{Cmd: "status"}, 5*time.Second); err != nil {
+	if _, err := control.Call(te.ctl, control.Request{Cmd: "status"}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	// After a stop the socket is gone and every vassal with it.
@@ -316,12 +321,12 @@ func TestRescanFollowsSymlinks(t *testing.T) {
 	v := te.waitState(t, "linked", StateRunning)
 	later := time.Now().Add(time.Minute)
 	os.Chtimes(real, later, later)
-	waitUntil(t, 5*time.Second, "the reload", func() bool { return strings.Contains(te.log.String(), `msg="reload applied" vassal=linked`) })
+	waitUntil(t, time.Minute, "the reload", func() bool { return strings.Contains(te.log.String(), `msg="reload applied" vassal=linked`) })
 	if n := te.waitState(t, "linked", StateRunning); n.PID != v.PID {
 		t.Fatal("PID 1 changed")
 	}
 	os.Remove(real) // the link now dangles: the vassal goes
-	waitUntil(t, 5*time.Second, "an empty table", func() bool { return len(te.Status()) == 0 })
+	waitUntil(t, time.Minute, "an empty table", func() bool { return len(te.Status()) == 0 })
 }
 
 func TestRunOne(t *testing.T) {
@@ -335,9 +340,9 @@ func TestRunOne(t *testing.T) {
 	reload := make(chan struct{}, 1)
 	errc := make(chan error, 1)
 	go func() { errc <- RunOne(ctx, cfg, p, reload) }()
-	waitUntil(t, 5*time.Second, "ready", func() bool { return strings.Contains(lb.String(), `msg="vassal ready" vassal=one pid=`) })
+	waitUntil(t, time.Minute, "ready", func() bool { return strings.Contains(lb.String(), `msg="vassal ready" vassal=one pid=`) })
 	reload <- struct{}{}
-	waitUntil(t, 5*time.Second, "the reload", func() bool { return strings.Contains(lb.String(), `msg="reload applied" vassal=one`) })
+	waitUntil(t, time.Minute, "the reload", func() bool { return strings.Contains(lb.String(), `msg="reload applied" vassal=one`) })
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
@@ -364,7 +369,7 @@ func TestMissingDirectoryKeepsVassals(t *testing.T) {
 	if err := os.Rename(te.dir, filepath.Join(aside, "old")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, "a rescan that cannot read the directory", func() bool {
+	waitUntil(t, time.Minute, "a rescan that cannot read the directory", func() bool {
 		return strings.Contains(te.log.String(), "cannot read the vassal directory")
 	})
 	if n, ok := te.get("keep"); !ok || n.PID != v.PID || n.State != StateRunning {
@@ -373,7 +378,7 @@ func TestMissingDirectoryKeepsVassals(t *testing.T) {
 	// A new directory at the path, with the same file moved into it.
 	os.Mkdir(te.dir, 0o755)
 	os.Rename(filepath.Join(aside, "old", "keep.ini"), p)
-	waitUntil(t, 5*time.Second, "inotify armed again", func() bool {
+	waitUntil(t, time.Minute, "inotify armed again", func() bool {
 		return strings.Count(te.log.String(), `msg="watching the vassal directory"`) == 2
 	})
 	te.install("more", "[uwsgi]\nattach-daemon = exec sleep 1000\n")
@@ -395,7 +400,7 @@ func TestReloadWhileStarting(t *testing.T) {
 	})
 	later := time.Now().Add(time.Minute)
 	os.Chtimes(p, later, later)
-	waitUntil(t, 10*time.Second, "the reload after ready", func() bool {
+	waitUntil(t, time.Minute, "the reload after ready", func() bool {
 		return strings.Contains(te.log.String(), `msg="reload applied" vassal=slow`)
 	})
 	log := te.log.String()
@@ -413,9 +418,9 @@ func TestBackoffRestartsOnLastGoodFile(t *testing.T) {
 	te := startTest(t)
 	dir := t.TempDir()
 	te.install("b", fmt.Sprintf("[uwsgi]\nchdir = %s/missing\nattach-daemon = exec sleep 1000\n", dir))
-	waitUntil(t, 10*time.Second, "a restart", func() bool { v, _ := te.get("b"); return v.Restarts >= 1 })
+	waitUntil(t, time.Minute, "a restart", func() bool { v, _ := te.get("b"); return v.Restarts >= 1 })
 	te.install("b", "[uwsgi]\nattach-deamon = typo\n")
-	waitUntil(t, 5*time.Second, "the config error", func() bool { v, _ := te.get("b"); return v.ConfigError != "" })
+	waitUntil(t, time.Minute, "the config error", func() bool { v, _ := te.get("b"); return v.ConfigError != "" })
 	if v, _ := te.get("b"); v.State == StateFailedConfig {
 		t.Fatalf("%+v", v)
 	}

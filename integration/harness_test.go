@@ -98,7 +98,7 @@ func testHTTPD() {
 	go func() { open.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangTimeout):
 	}
 	os.Exit(0)
 }
