@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,20 +18,24 @@ import (
 
 // doublingPlaceholder is a vassal file fragment that builds %(pN), a
 // placeholder of 2^n bytes, in n+1 lines.
-func doublingPlaceholder(n int) string {
+func doublingPlaceholder(n int) string { return doublingOf("x", n) }
+
+// doublingOf builds a placeholder of 2^n copies of c.
+func doublingOf(c string, n int) string {
 	var b strings.Builder
-	b.WriteString("set-placeholder = p0=x\n")
+	b.WriteString("set-placeholder = p0=" + c + "\n")
 	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&b, "set-placeholder = p%d=%%(p%d)%%(p%d)\n", i, i-1, i-1)
 	}
 	return b.String()
 }
 
-// hugeErrorsVassal has twelve errors, each quoting a 512 KiB value: before
-// the fix its config error (6 MiB) was over the control line limit, so
-// `emperor status` failed for every vassal, and the log grew 6 MiB a parse.
+// hugeErrorsVassal has twelve errors, each quoting 1 MiB (a 128 KiB value
+// of bytes that %q writes as \xff, twice): before the fix its config error
+// (12 MiB) was over the control line limit, so `emperor status` failed for
+// every vassal, and the log grew 12 MiB a parse.
 func hugeErrorsVassal(comment string) string {
-	return "[uwsgi]\n; " + comment + "\n" + doublingPlaceholder(19) + strings.Repeat("threads = %(p19)\n", 12)
+	return "[uwsgi]\n; " + comment + "\n" + doublingOf("\xff", 17) + strings.Repeat("shared-socket = %(p17):1\n", 12)
 }
 
 // TestHugeConfigErrorsKeepStatus: a file whose errors quote huge values is
@@ -44,7 +52,7 @@ func TestHugeConfigErrorsKeepStatus(t *testing.T) {
 	path := e.install("huge", hugeErrorsVassal("first"))
 	v := e.waitState("huge", "failed-config", time.Minute)
 	if len(v.ConfigError) > 8<<10 || !strings.Contains(v.ConfigError, path+":") ||
-		!strings.Contains(v.ConfigError, "… (524288 bytes)") || !strings.HasSuffix(v.ConfigError, "and 2 more errors") {
+		!strings.Contains(v.ConfigError, "… (131072 bytes) is not an IP address") || !strings.HasSuffix(v.ConfigError, "and 2 more errors") {
 		t.Fatalf("config error of %d bytes: %.2000s", len(v.ConfigError), v.ConfigError)
 	}
 
@@ -150,3 +158,121 @@ func TestBadValuesFailConfig(t *testing.T) {
 	}
 	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/hello.txt", port), time.Minute)
 }
+
+// rssBytes is a process's resident set size in bytes (0 once it is gone).
+func rssBytes(pid int) int64 { return int64(vmRSS(pid)) << 10 }
+
+// TestExpansionBombsBoundedRSS: vassal files that expand to gigabytes (the
+// 24-line file that took the emperor to 2 GiB and an OOM kill: a 512 KiB
+// placeholder built by doubling, used as an env value in a for-times =
+// 10000 block) are failed-config, with the line where the expansion crossed
+// the file's bound, while the emperor's RSS stays within a few MiB of its
+// baseline and a good vassal keeps running. If the RSS passes the bound the
+// test kills the emperor at once, so that the old code fails the test
+// without taking the machine's memory.
+func TestExpansionBombsBoundedRSS(t *testing.T) {
+	requireBinary(t, "busybox")
+	e := startEmperor(t)
+	port := freePort(t)
+	e.install("good", httpdVassal(t, port))
+	good := e.waitState("good", "running", time.Minute)
+	pid := e.cmd.Process.Pid
+	for i := 0; i < 20; i++ {
+		e.status() // warm the control path so that it is in the baseline
+	}
+	runtime.GC()
+	base := rssBytes(pid)
+	if base == 0 {
+		t.Fatal("no VmRSS for the emperor")
+	}
+	const bound = rssBound
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	monitorDone := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		for {
+			if r := rssBytes(pid); r > peak.Load() {
+				peak.Store(r)
+				if r > base+bound {
+					e.cmd.Process.Kill()
+					return
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	defer func() { close(stop); <-monitorDone }()
+
+	ph := doublingPlaceholder(19) // lines 2-21
+	many := t.TempDir()           // 10001 files for a for-glob
+	for d := 0; d < 11; d++ {
+		sub := filepath.Join(many, strconv.Itoa(d))
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := 0; f < 1000 && d*1000+f <= 10000; f++ {
+			if err := os.WriteFile(filepath.Join(sub, strconv.Itoa(f)), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cases := []struct{ name, body, want string }{
+		{"bomb1", ph + "for-times = 10000\nenv = X%(_)=%(p19)\nendfor =\n", ":23: expansion of this file exceeds 2 MiB"},
+		{"bomb2", ph + "for-times = 10000\nenv = X%(_)=%(p19)%(p19)%(p19)\nendfor =\n", ":23: env: value expands to more than 1048576 bytes"},
+		{"bomb3", doublingPlaceholder(17) + "for-times = 10000\nattach-daemon = echo %(p17)\nif-exists = %(p17)\nendif =\nendfor =\n", ":21: expansion of this file exceeds 2 MiB"},
+		{"items", "for-times = 10000\nenv = A%(_)=1\nenv = B%(_)=1\nenv = C%(_)=1\nendfor =\n", ":4: this file sets more than 10000 options"},
+		{"glob", "for-glob = " + many + "/*/*\nenv = A=%(_)\nendfor =\n", ":2: for-glob: matches more than 10000 paths"},
+	}
+	paths := map[string]string{}
+	for _, c := range cases {
+		paths[c.name] = e.install(c.name, "[uwsgi]\n"+c.body)
+	}
+	for _, c := range cases {
+		var v control.VassalStatus
+		waitFor(t, time.Minute, c.name+" checked", func() bool {
+			resp, err := control.Call(e.control, control.Request{Cmd: "status"}, 5*time.Second)
+			if p := peak.Load(); p > base+bound {
+				t.Fatalf("the emperor's RSS went from %d MiB to %d MiB (the test killed it there)", base>>20, p>>20)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range resp.Vassals {
+				if s.Name == c.name {
+					v = s
+				}
+			}
+			return v.State != ""
+		})
+		if v.State != "failed-config" || !strings.Contains(v.ConfigError, paths[c.name]+c.want) {
+			t.Errorf("%s: state %s, error %q, want failed-config and %q", c.name, v.State, v.ConfigError, paths[c.name]+c.want)
+		}
+	}
+	// Check each file again (a touch), twice over: the RSS stays put.
+	for round := 0; round < 2; round++ {
+		for _, c := range cases {
+			e.install(c.name, "[uwsgi]\n; again\n"+c.body)
+		}
+		n := strings.Count(e.log.String(), "vassal file rejected")
+		waitFor(t, time.Minute, "every file rejected again", func() bool {
+			return strings.Count(e.log.String(), "vassal file rejected") >= n+len(cases)
+		})
+	}
+	t.Logf("emperor RSS: baseline %d KiB, peak %d KiB (+%d KiB)", base>>10, peak.Load()>>10, (peak.Load()-base)>>10)
+	if p := peak.Load(); p > base+bound {
+		t.Fatalf("emperor RSS went from %d MiB to %d MiB", base>>20, p>>20)
+	}
+	if g, _ := e.vassal("good"); g.PID != good.PID || g.State != "running" {
+		t.Fatalf("good vassal disturbed: %+v", g)
+	}
+	waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/hello.txt", port), time.Minute)
+}
+
+// rssBound is how far above its baseline the emperor's RSS may go while it
+// checks hostile files.
+const rssBound = 16 << 20

@@ -61,14 +61,29 @@ func (e Errors) Error() string {
 	return strings.Join(parts, "\n")
 }
 
-// QuoteValue quotes a value for an error message, cut to MaxQuoted bytes
-// with an ellipsis and the full length: a value may be up to 1 MiB after
-// expansion, and a message quotes it whole only when it is short.
+// QuoteValue quotes a value for an error message, cut to MaxQuoted bytes of
+// quoted text with an ellipsis and the full length: a value may be up to
+// 1 MiB after expansion, and a message quotes it whole only when it is short.
+// It never quotes more of the value than it shows.
 func QuoteValue(v string) string {
 	if len(v) <= MaxQuoted {
-		return strconv.Quote(v)
+		if q := strconv.Quote(v); len(q) <= MaxQuoted+2 {
+			return q
+		}
 	}
-	return strconv.Quote(cutRunes(v, MaxQuoted)) + fmt.Sprintf("… (%d bytes)", len(v))
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); {
+		_, w := utf8.DecodeRuneInString(v[i:])
+		q := strconv.Quote(v[i : i+w])
+		if b.Len()+len(q)-2 > MaxQuoted+1 {
+			break
+		}
+		b.WriteString(q[1 : len(q)-1])
+		i += w
+	}
+	b.WriteByte('"')
+	return b.String() + fmt.Sprintf("… (%d bytes)", len(v))
 }
 
 // clip cuts a message to max bytes, saying how long it was.

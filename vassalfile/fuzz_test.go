@@ -8,7 +8,10 @@ import (
 )
 
 // FuzzParse: no input may panic or hang the parser, every error names the
-// file, and a successful parse decodes.
+// file, and a successful parse decodes. The bounds hold for every input: the
+// expanded values of a file sum to at most MaxExpansion, it sets at most
+// MaxItems options, and its diagnostics are at most MaxErrors and a count,
+// with an Error() string of a few KiB.
 func FuzzParse(f *testing.F) {
 	seeds := []string{
 		"[uwsgi]\nuid = user001\nif-not-reload =\nattach-daemon = fuse-zip -r /a.zip /app\nendif =\n",
@@ -17,6 +20,9 @@ func FuzzParse(f *testing.F) {
 		"[uwsgi]\nenv = A=$(HOME:-x)%n%%%d\n",
 		"[uwsgi]\nif-env = A\nelse =\nendif =\n[x]\n",
 		"[uwsgi\n=\n%(\n$(\n",
+		"[uwsgi]\nset-placeholder = a=xxxxxxxx\nset-placeholder = b=%(a)%(a)%(a)%(a)\nset-placeholder = c=%(b)%(b)%(b)%(b)\nfor-times = 10000\nenv = X%(_)=%(c)%(c)\nendfor =\n",
+		"[uwsgi]\nfor-glob = /*\nprocesses = %(_)\nnope = 1\nendfor =\n",
+		"[uwsgi]\ncheck-interval = nan\nhook-timeout = 1e300\nenv = A=\x00\n",
 	}
 	for _, s := range seeds {
 		f.Add(s)
@@ -29,6 +35,18 @@ func FuzzParse(f *testing.F) {
 			Now:      func() time.Time { return time.Unix(0, 0) },
 		}
 		file, err := Parse("/v/fz.ini", []byte(src), o)
+		if file != nil {
+			total := 0
+			for _, e := range file.Entries {
+				total += len(e.Value)
+			}
+			if total > MaxExpansion || len(file.Entries) > MaxItems {
+				t.Fatalf("%d entries of %d bytes in all: over the bounds", len(file.Entries), total)
+			}
+			if len(file.Warnings) > MaxErrors+1 {
+				t.Fatalf("%d warnings kept", len(file.Warnings))
+			}
+		}
 		if err != nil {
 			var e Errors
 			if !errors.As(err, &e) || len(e) == 0 {
@@ -38,6 +56,9 @@ func FuzzParse(f *testing.F) {
 				if d.File != "/v/fz.ini" {
 					t.Fatalf("diag without file: %v", d)
 				}
+			}
+			if len(e) > MaxErrors+1 || len(e.Error()) > 4<<10 {
+				t.Fatalf("%d diagnostics, Error() of %d bytes: over the bounds", len(e), len(e.Error()))
 			}
 			return
 		}

@@ -2,32 +2,39 @@ package vassalfile
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
 
 // doubling builds a placeholder of 2^n bytes in n+1 lines.
-func doubling(n int) string {
+func doubling(n int) string { return doublingOf("x", n) }
+
+// doublingOf builds a placeholder of 2^n copies of the byte c.
+func doublingOf(c string, n int) string {
 	var b strings.Builder
-	b.WriteString("set-placeholder = p0=x\n")
+	b.WriteString("set-placeholder = p0=" + c + "\n")
 	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&b, "set-placeholder = p%d=%%(p%d)%%(p%d)\n", i, i-1, i-1)
 	}
 	return b.String()
 }
 
-// TestErrorsBounded: twelve errors that each quote a 512 KiB value give an
-// error string of a few KiB, every value cut to about 100 bytes with its
-// full length, and the list ends with "and N more".
+// TestErrorsBounded: twelve errors that each quoted 1 MiB (a 128 KiB value
+// of bytes that %q writes as \xff, twice) give an error string of a few KiB,
+// every value cut to about 100 bytes with its full length, and the list ends
+// with "and N more".
 func TestErrorsBounded(t *testing.T) {
-	src := "[uwsgi]\n" + doubling(19) + strings.Repeat("threads = %(p19)\n", 12)
+	src := "[uwsgi]\n" + doublingOf("\xff", 17) + strings.Repeat("shared-socket = %(p17):1\n", 12)
 	_, err := parse(t, src, ParseOptions{})
 	e := diags(t, err)
 	s := e.Error()
 	if len(s) > 4<<10 {
 		t.Fatalf("Error() is %d bytes, want a few KiB", len(s))
 	}
-	if !strings.Contains(s, `"xxxxxxxx`) || !strings.Contains(s, "… (524288 bytes)") {
+	if !strings.Contains(s, `"\xff\xff\xff`) || !strings.Contains(s, "… (131074 bytes): address \"\\xff\\xff") || !strings.Contains(s, "… (131072 bytes) is not an IP address") {
 		t.Fatalf("quoted value not cut with its length:\n%s", s)
 	}
 	if !strings.HasSuffix(s, "and 2 more errors") {
@@ -37,8 +44,8 @@ func TestErrorsBounded(t *testing.T) {
 		t.Fatalf("%d diagnostics kept, want %d and a count", len(e), MaxErrors+1)
 	}
 	for _, d := range e[:MaxErrors] {
-		if d.Line < 21 || !strings.Contains(d.Message, "is not an integer") {
-			t.Fatalf("diag %v: want the threads line and its message", d)
+		if d.Line < 20 || !strings.Contains(d.Message, "is not an IP address") {
+			t.Fatalf("diag %v: want a shared-socket line and its message", d)
 		}
 	}
 }
@@ -46,10 +53,10 @@ func TestErrorsBounded(t *testing.T) {
 // TestErrorsBoundedLoop: one bad line in a loop of 10000 gives ten errors
 // and a count, not 10000 errors.
 func TestErrorsBoundedLoop(t *testing.T) {
-	src := "[uwsgi]\nfor-times = 10000\nnosuchoption = %(_)\nprocesses = 4\nendfor =\n"
+	src := "[uwsgi]\nfor-times = 5000\nnosuchoption = %(_)\nprocesses = 4\nendfor =\n"
 	f, err := parse(t, src, ParseOptions{})
 	e := diags(t, err)
-	if len(e) != MaxErrors+1 || e[MaxErrors].Message != fmt.Sprintf("and %d more errors", 10000-MaxErrors) {
+	if len(e) != MaxErrors+1 || e[MaxErrors].Message != fmt.Sprintf("and %d more errors", 5000-MaxErrors) {
 		t.Fatalf("got %d diags, last %v", len(e), e[len(e)-1])
 	}
 	if len(f.Warnings) != MaxErrors+1 || !strings.Contains(f.Warnings[MaxErrors].Message, "more warnings") {
@@ -158,4 +165,81 @@ func TestControlBytes(t *testing.T) {
 		}
 	}
 	mustParse(t, "[uwsgi]\nattach-daemon = printf 'a\tb'\n", ParseOptions{})
+}
+
+// bomb is the 24-line file that took the emperor to 2 GiB: a 512 KiB
+// placeholder built by doubling, used as an env value 10000 times.
+func bomb() string {
+	return "[uwsgi]\n" + doubling(19) + "for-times = 10000\nenv = X%(_)=%(p19)\nendfor =\n"
+}
+
+// TestExpansionBounded: the bomb stops at the line where the file's
+// expansion crosses MaxExpansion, and parsing it allocates a few MiB.
+func TestExpansionBounded(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := parse(t, bomb(), ParseOptions{})
+	runtime.ReadMemStats(&after)
+	e := diags(t, err)
+	if len(e) != 1 || e[0].Line != 23 || e[0].Message != "expansion of this file exceeds 2 MiB (the sum of its values after %(...), $(...) and loops); giving up" {
+		t.Fatalf("got %v", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 3*MaxExpansion {
+		t.Fatalf("parsing the bomb allocated %d MiB", alloc>>20)
+	}
+	// Values over the limit are measured before they are built: a value
+	// of 1 MiB used in a condition costs nothing once the budget is spent.
+	src := "[uwsgi]\n" + doubling(19) + strings.Repeat("set-placeholder = q=%(p19)\n", 2) + "if-exists = %(p19)%(p19)%(p19)\nendif =\n"
+	_, err = parse(t, src, ParseOptions{})
+	if e := diags(t, err); e[len(e)-1].Line != 23 || !strings.Contains(e[len(e)-1].Message, "exceeds 2 MiB") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestItemsBounded: a loop that would apply more than MaxItems lines stops
+// at the line past the limit.
+func TestItemsBounded(t *testing.T) {
+	_, err := parse(t, "[uwsgi]\nfor-times = 10000\nenv = A%(_)=1\nenv = B%(_)=1\nenv = C%(_)=1\nendfor =\n", ParseOptions{})
+	e := diags(t, err)
+	if len(e) != 1 || e[0].Line != 4 || !strings.Contains(e[0].Message, "more than 10000 options") {
+		t.Fatalf("got %v", err)
+	}
+	_, err = parse(t, "[uwsgi]\nfor = "+strings.Repeat("a ", MaxLoopItems+1)+"\nendfor =\n", ParseOptions{})
+	if e := diags(t, err); !strings.Contains(e[0].Message, "for has 10001 items, over the limit of 10000") {
+		t.Fatalf("got %v", err)
+	}
+	// A large real file is well inside the limits: 3000 options of 300 bytes.
+	f := mustParse(t, "[uwsgi]\nfor-times = 1000\nenv = A%(_)="+strings.Repeat("v", 300)+"\nenv = B%(_)=1\nattach-daemon = sleep %(_)\nendfor =\n", ParseOptions{})
+	if len(f.Entries) != 3000 {
+		t.Fatalf("%d entries", len(f.Entries))
+	}
+}
+
+// TestGlobBounded: the default for-glob gives what filepath.Glob gives, and
+// stops with an error past its limit.
+func TestGlobBounded(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 30; i++ {
+		sub := filepath.Join(dir, fmt.Sprintf("d%02d", i%3))
+		os.MkdirAll(sub, 0o755)
+		os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%02d.ini", i)), nil, 0o644)
+	}
+	for _, pat := range []string{dir + "/*/*.ini", dir + "/d0[12]/f1*", dir + "/d00", dir + "/nope/*", dir + "/*"} {
+		want, _ := filepath.Glob(pat)
+		got, err := globLimit(pat, 100)
+		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: got %v %v, want %v", pat, got, err, want)
+		}
+	}
+	if _, err := globLimit(dir+"/*/*.ini", 29); err == nil || !strings.Contains(err.Error(), "more than 29 paths") {
+		t.Fatalf("limit: %v", err)
+	}
+	if _, err := globLimit(dir+"/[", 10); err == nil {
+		t.Fatal("bad pattern accepted")
+	}
+	_, err := parse(t, "[uwsgi]\nfor-glob = "+dir+"/*/*\nenv = A=%(_)\nendfor =\n", ParseOptions{Glob: func(p string) ([]string, error) { return globLimit(p, 20) }})
+	if e := diags(t, err); e[0].Line != 2 || !strings.Contains(e[0].Message, "more than 20 paths") {
+		t.Fatalf("got %v", err)
+	}
 }

@@ -1,6 +1,7 @@
 package vassalfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,16 +12,32 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Limits that keep a hostile or broken file from hanging or exhausting the
-// parser (a for-times loop of a billion, a for-glob over /).
+// parser (a for-times loop of a billion, a for-glob over /, a placeholder
+// doubled to 512 KiB and used in a loop of 10000). Together they bound the
+// memory that checking one file takes to a few MiB; a real vassal file is a
+// few KiB and sets tens of options.
 const (
-	MaxFileSize   = 1 << 20
-	MaxEntries    = 100000
-	MaxLoopItems  = 10000
+	// MaxFileSize bounds the file as read.
+	MaxFileSize = 1 << 20
+	// MaxItems bounds the lines a file applies: every option and
+	// placeholder it sets, each pass of a for loop over its body counting
+	// again.
+	MaxItems = 10000
+	// MaxLoopItems bounds the items of one for, for-glob or for-times.
+	MaxLoopItems = 10000
+	// MaxExpansion bounds the bytes of every value a file expands, summed
+	// over the whole file: options, placeholders, conditions and loop items.
+	MaxExpansion = 2 << 20
+	// maxValueBytes bounds one value after expansion.
 	maxValueBytes = 1 << 20
 )
+
+// errTooBig is an expansion past MaxExpansion; the parse stops there.
+var errTooBig = errors.New("expansion of this file is over the limit")
 
 // Entry is one option as set by the file, after expansion.
 type Entry struct {
@@ -80,7 +97,7 @@ func (o *ParseOptions) fill() {
 		o.Stat = os.Stat
 	}
 	if o.Glob == nil {
-		o.Glob = filepath.Glob
+		o.Glob = func(p string) ([]string, error) { return globLimit(p, MaxLoopItems) }
 	}
 	if o.Hostname == "" {
 		o.Hostname, _ = os.Hostname()
@@ -182,6 +199,12 @@ type parser struct {
 	file  *File
 	errs  diagList
 	warns diagList
+	// expanded counts the bytes of values expanded so far, items the lines
+	// applied (see MaxExpansion, MaxItems); stopped is set once a limit is
+	// crossed, and nothing more is read.
+	expanded int
+	items    int
+	stopped  bool
 }
 
 // Parse parses src as the file at path. It returns every error it finds as
@@ -265,8 +288,7 @@ func (p *parser) run(lines []rawLine) {
 	var cur *block
 	nestedDepth := 0
 	for _, l := range lines {
-		if len(p.file.Entries) > MaxEntries {
-			p.errorf(l.line, "more than %d options; giving up", MaxEntries)
+		if p.stopped {
 			return
 		}
 		k := l.key
@@ -283,7 +305,7 @@ func (p *parser) run(lines []rawLine) {
 			}
 			ok, under, err := p.cond(l)
 			if err != nil {
-				p.errorf(l.line, "%s: %v", k, err)
+				p.fail(l, err)
 			}
 			cur = &block{kind: "if", open: l, active: ok && err == nil, under: under}
 		case k == "else":
@@ -350,18 +372,32 @@ func (p *parser) run(lines []rawLine) {
 func (p *parser) loop(b *block) {
 	v, err := p.expand(b.open.value, "", false)
 	if err != nil {
-		p.errorf(b.open.line, "%s: %v", b.open.key, err)
+		p.fail(b.open, err)
 		return
 	}
 	var items []string
 	switch b.open.key {
 	case "for":
+		if n := countFields(v); n > MaxLoopItems {
+			p.errorf(b.open.line, "for has %d items, over the limit of %d", n, MaxLoopItems)
+			return
+		}
 		items = strings.Fields(v)
 	case "for-glob":
 		m, err := p.o.Glob(v)
 		if err != nil {
 			p.errorf(b.open.line, "for-glob: %v", err)
 			return
+		}
+		if len(m) > MaxLoopItems {
+			p.errorf(b.open.line, "for-glob matches more than %d paths", MaxLoopItems)
+			return
+		}
+		for _, it := range m {
+			if err := p.spend(len(it)); err != nil {
+				p.fail(b.open, err)
+				return
+			}
 		}
 		items = m
 	case "for-times":
@@ -384,12 +420,46 @@ func (p *parser) loop(b *block) {
 	}
 	for _, it := range items {
 		for _, l := range b.body {
-			if len(p.file.Entries) > MaxEntries {
+			if p.stopped {
 				return
 			}
 			p.apply(l, it, true)
 		}
 	}
+}
+
+// countFields counts the words of v as strings.Fields would split it,
+// without allocating them.
+func countFields(v string) int {
+	n, in := 0, false
+	for _, r := range v {
+		sp := unicode.IsSpace(r)
+		if !sp && !in {
+			n++
+		}
+		in = !sp
+	}
+	return n
+}
+
+// spend counts n bytes of expansion against MaxExpansion.
+func (p *parser) spend(n int) error {
+	if p.expanded+n > MaxExpansion {
+		return errTooBig
+	}
+	p.expanded += n
+	return nil
+}
+
+// fail reports an error of line l. An expansion past the file's limit
+// stops the parse at the line that crossed it.
+func (p *parser) fail(l rawLine, err error) {
+	if errors.Is(err, errTooBig) {
+		p.errorf(l.line, "expansion of this file exceeds %d MiB (the sum of its values after %%(...), $(...) and loops); giving up", MaxExpansion>>20)
+		p.stopped = true
+		return
+	}
+	p.errorf(l.line, "%s: %v", l.key, err)
 }
 
 // cond evaluates an if-* line after expansion (uWSGI evaluates before
@@ -451,9 +521,15 @@ func (p *parser) cond(l rawLine) (bool, string, error) {
 }
 
 func (p *parser) apply(l rawLine, under string, hasUnder bool) {
+	p.items++
+	if p.items > MaxItems {
+		p.errorf(l.line, "this file sets more than %d options (each pass of a loop counts); giving up", MaxItems)
+		p.stopped = true
+		return
+	}
 	v, err := p.expand(l.value, under, hasUnder)
 	if err != nil {
-		p.errorf(l.line, "%s: %v", l.key, err)
+		p.fail(l, err)
 		return
 	}
 	k := l.key
@@ -529,79 +605,114 @@ func checkValue(opt *Option, v string) error {
 // expand replaces magic variables (%n ...), %(option) references and
 // $(ENV) / $(ENV:-default) lookups. Anything unknown or unresolved is an
 // error: uWSGI silently leaves or drops it, which hides typos until runtime.
+// It measures the result before it builds it, so a value over a limit costs
+// no memory, and the one it builds is allocated once at its final size.
 func (p *parser) expand(s string, under string, hasUnder bool) (string, error) {
 	if !strings.ContainsAny(s, "%$") {
-		return s, nil
+		return s, p.spend(len(s))
+	}
+	n := 0
+	err := p.walk(s, under, hasUnder, func(part string) error {
+		n += len(part)
+		if n > maxValueBytes {
+			return fmt.Errorf("value expands to more than %d bytes", maxValueBytes)
+		}
+		if p.expanded+n > MaxExpansion {
+			return errTooBig
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	var b strings.Builder
+	b.Grow(n)
+	p.walk(s, under, hasUnder, func(part string) error { b.WriteString(part); return nil })
+	p.expanded += n
+	return b.String(), nil
+}
+
+// walk passes the parts of the expansion of s to emit, in order: runs of
+// literal text and the values that replace each reference.
+func (p *parser) walk(s string, under string, hasUnder bool, emit func(string) error) error {
+	lit := 0 // start of the literal run not yet emitted
+	flush := func(i int) error {
+		if i > lit {
+			return emit(s[lit:i])
+		}
+		return nil
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		var val string
+		var skip int // bytes of the reference after s[i]
 		switch {
 		case c == '%':
 			if i+1 >= len(s) {
-				return "", fmt.Errorf("lone %% at the end of the value (write %%%% for a percent sign)")
+				return fmt.Errorf("lone %% at the end of the value (write %%%% for a percent sign)")
 			}
 			n := s[i+1]
 			switch {
 			case n == '%':
-				b.WriteByte('%')
-				i++
+				val, skip = "%", 1
 			case n == '(':
 				end := strings.IndexByte(s[i+2:], ')')
 				if end < 0 {
-					return "", fmt.Errorf("%%( is not closed")
+					return fmt.Errorf("%%( is not closed")
 				}
 				name := s[i+2 : i+2+end]
-				var val string
 				var ok bool
 				if name == "_" {
 					val, ok = under, hasUnder
 					if !ok {
-						return "", fmt.Errorf("%%(_) is only set inside a for or if-* block")
+						return fmt.Errorf("%%(_) is only set inside a for or if-* block")
 					}
 				} else {
 					val, ok = p.ph[name]
 				}
 				if !ok {
-					return "", fmt.Errorf("unresolved reference %%(%s): no option or placeholder %s is set before this line", name, QuoteValue(name))
+					return fmt.Errorf("unresolved reference %%(%s): no option or placeholder %s is set before this line", name, QuoteValue(name))
 				}
-				b.WriteString(val)
-				i += 2 + end
+				skip = 2 + end
 			default:
-				val, ok := p.magic[n]
+				var ok bool
+				val, ok = p.magic[n]
 				if !ok {
-					return "", fmt.Errorf("unknown magic variable %%%c (known: %%n %%s %%p %%d %%e %%c %%h %%t %%T %%k %%%%)", n)
+					return fmt.Errorf("unknown magic variable %%%c (known: %%n %%s %%p %%d %%e %%c %%h %%t %%T %%k %%%%)", n)
 				}
-				b.WriteString(val)
-				i++
+				skip = 1
 			}
 		case c == '$' && i+1 < len(s) && s[i+1] == '(':
 			end := strings.IndexByte(s[i+2:], ')')
 			if end < 0 {
-				return "", fmt.Errorf("$( is not closed")
+				return fmt.Errorf("$( is not closed")
 			}
 			inner := s[i+2 : i+2+end]
 			name, def, hasDef := strings.Cut(inner, ":-")
 			if name == "" {
-				return "", fmt.Errorf("$() names no environment variable")
+				return fmt.Errorf("$() names no environment variable")
 			}
-			val, set := p.o.Getenv(name)
-			if !set || (hasDef && val == "") {
+			v, set := p.o.Getenv(name)
+			if !set || (hasDef && v == "") {
 				if !hasDef {
-					return "", fmt.Errorf("environment variable %s is not set (write $(%s:-default) for a default)", name, name)
+					return fmt.Errorf("environment variable %s is not set (write $(%s:-default) for a default)", name, name)
 				}
-				val = def
+				v = def
 			}
-			b.WriteString(val)
-			i += 2 + end
+			val, skip = v, 2+end
 		default:
-			b.WriteByte(c)
+			continue
 		}
-		if b.Len() > maxValueBytes {
-			return "", fmt.Errorf("value expands to more than %d bytes", maxValueBytes)
+		if err := flush(i); err != nil {
+			return err
 		}
+		if err := emit(val); err != nil {
+			return err
+		}
+		i += skip
+		lit = i + 1
 	}
-	return b.String(), nil
+	return flush(len(s))
 }
 
 // suggest finds the closest known option name for a typo.
