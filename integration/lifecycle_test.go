@@ -142,7 +142,7 @@ func TestRespawnWithBackoff(t *testing.T) {
 	// The vassal fails at start (chdir into a missing directory) until the
 	// directory exists.
 	e.install("crash", fmt.Sprintf("[uwsgi]\nchdir = %s/missing\nattach-daemon = exec sleep 1000\n", dir))
-	waitFor(t, 15*time.Second, "5 restarts", func() bool {
+	waitFor(t, time.Minute, "5 restarts", func() bool {
 		v, _ := e.vassal("crash")
 		return v.Restarts >= 5
 	})

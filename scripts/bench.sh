@@ -31,6 +31,9 @@ EMPEROR_BIN=$ROOT/bin/emperor EMPEROR_IMPL_FILE=$ROOT/scripts/anchors-impl.sh \
 echo "== hung FUSE daemon (SIGSTOP)" >&2
 LP=$LP WORKDIR=$WORKDIR EMPEROR_BIN=$ROOT/bin/emperor bash scripts/bench-hung.sh goemperor "$REPS" 20s > "$WORKDIR/hung-ours.out" 2>&1
 LP=$LP WORKDIR=$WORKDIR bash scripts/bench-hung.sh uwsgi 2 15s > "$WORKDIR/hung-uwsgi.out" 2>&1
+echo "== restart policy: fuse-zip killed 5 times 3 s apart; a vassal failing at start" >&2
+LP=$LP EMPEROR_BIN=$ROOT/bin/emperor bash scripts/bench-restart.sh > "$WORKDIR/restart.md" 2>"$WORKDIR/restart.err" \
+  || { echo "(restart policy benchmark failed: $(tail -3 "$WORKDIR/restart.err"))" > "$WORKDIR/restart.md"; }
 echo "== static files from GlusterFS (anchors setup.sh + static.sh)" >&2
 ANCHOR_COPY=$WORKDIR/anchors EMPEROR_BIN=$ROOT/bin/emperor WORKDIR=$WORKDIR bash scripts/bench-static.sh > "$WORKDIR/static.md" 2>"$WORKDIR/static.err" \
   || { echo "(static files benchmark failed: $(tail -3 "$WORKDIR/static.err"))" > "$WORKDIR/static.md"; }
@@ -94,6 +97,8 @@ echo "| | result (ms) |"
 echo "| --- | --- |"
 echo "| ours (mountpoint-check-timeout 3 s, check-interval 1 s) | ${ohung#HUNG } |"
 echo "| uWSGI, emperor-freq 1 | ${uhung#HUNG } |"
+echo
+cat "$WORKDIR/restart.md"
 echo
 echo "### $SCALE trivial vassals (emperor.sh phase B)"
 echo
