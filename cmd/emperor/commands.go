@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -85,16 +82,11 @@ a touched file reloads it in place, a deleted file stops it without a trace.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			ctx, stop := signalContext(func() {
+				n, _ := e.Reload("")
+				log.Info("SIGHUP: reloading every vassal", "vassals", n)
+			})
 			defer stop()
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			go func() {
-				for range hup {
-					n, _ := e.Reload("")
-					log.Info("SIGHUP: reloading every vassal", "vassals", n)
-				}
-			}()
 			return e.Run(ctx)
 		},
 	}
@@ -163,16 +155,15 @@ func newRun(stderr io.Writer, cfg *emperor.Config) *cobra.Command {
 			if mercy > 0 {
 				c.Mercy = mercy
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
+			// A SIGHUP while a reload is still pending adds nothing to it.
 			reload := make(chan struct{}, 1)
-			go func() {
-				for range hup {
-					reload <- struct{}{}
+			ctx, stop := signalContext(func() {
+				select {
+				case reload <- struct{}{}:
+				default:
 				}
-			}()
+			})
+			defer stop()
 			return emperor.RunOne(ctx, c, args[0], reload)
 		},
 	}
