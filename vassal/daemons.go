@@ -251,20 +251,25 @@ func (d *daemon) respawnWait(tr *restart.Tracker) bool {
 	}
 }
 
-// terminate sends SIGTERM to the group, then SIGKILL after mercy, and waits.
+// terminate stops a daemon we started and its process group (see
+// stopAndWait), then kills whatever it left in its group.
 func terminate(pid int, exit <-chan unix.WaitStatus, mercy time.Duration, log *slog.Logger) {
-	killProcessGroup(pid, syscall.SIGTERM)
-	t := time.NewTimer(mercy)
-	defer t.Stop()
-	select {
-	case ws := <-exit:
-		log.Info("daemon stopped", "pid", pid, "status", reexec.DescribeStatus(ws))
-	case <-t.C:
-		log.Warn("daemon ignored SIGTERM, killing", "pid", pid, "mercy", mercy)
-		killProcessGroup(pid, syscall.SIGKILL)
-		<-exit
-	}
+	var ws unix.WaitStatus
+	killed, ended := stopAndWait(groupSignal(pid), reaped(exit, &ws), mercy)
 	killProcessGroup(pid, syscall.SIGKILL)
+	logStopped(log, pid, mercy, killed, ended, func() string { return reexec.DescribeStatus(ws) })
+}
+
+// logStopped says how a stop went; status is read only when the process ended.
+func logStopped(log *slog.Logger, pid int, mercy time.Duration, killed, ended bool, status func() string) {
+	switch {
+	case !ended:
+		log.Error("daemon still there after SIGKILL (uninterruptible sleep?)", "pid", pid, "waited", killWait)
+	case killed:
+		log.Warn("daemon ignored SIGTERM, killed", "pid", pid, "mercy", mercy, "status", status())
+	default:
+		log.Info("daemon stopped", "pid", pid, "status", status())
+	}
 }
 
 // runSmart keeps a pidfile-governed daemon alive: it starts the command only
@@ -341,18 +346,13 @@ func (d *daemon) watchSmart(pid int) (time.Duration, bool) {
 }
 
 // terminateForeign stops a process that is not our direct child (a smart
-// daemon reparented to PID 1): its exit is reaped by the reaper, so we poll.
+// daemon reparented to PID 1): its exit is reaped by the reaper, so its
+// end is seen by polling (see vanished).
 func terminateForeign(pid int, mercy time.Duration, log *slog.Logger) {
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	deadline := time.Now().Add(mercy)
-	for time.Now().Before(deadline) {
-		if !pidAlive(pid) {
-			log.Info("smart daemon stopped", "pid", pid)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
+	quit := make(chan struct{})
+	defer close(quit)
+	killed, ended := stopAndWait(func(sig syscall.Signal) { _ = syscall.Kill(pid, sig) }, vanished(pid, quit), mercy)
+	logStopped(log, pid, mercy, killed, ended, func() string { return "gone" })
 }
 
 func pidfileAlive(path string) (int, bool) {

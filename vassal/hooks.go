@@ -3,11 +3,10 @@ package vassal
 import (
 	"context"
 	"fmt"
-	"syscall"
-	"time"
 
 	"github.com/emperor-dev/emperor/hooks"
 	"github.com/emperor-dev/emperor/reexec"
+	"golang.org/x/sys/unix"
 )
 
 // setupHooks runs hook phases that belong to the first start only (asap,
@@ -107,11 +106,8 @@ func (h hookEnv) Exec(ctx context.Context, cmd string) error {
 		}
 		return fmt.Errorf("%s", reexec.DescribeStatus(ws))
 	case <-ctx.Done():
-		killProcessGroup(pid, syscall.SIGKILL)
-		select {
-		case <-exit:
-		case <-time.After(5 * time.Second):
-		}
+		var ws unix.WaitStatus
+		stopAndWait(groupSignal(pid), reaped(exit, &ws), 0)
 		return fmt.Errorf("timed out (hook-timeout)")
 	}
 }
