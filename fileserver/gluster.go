@@ -56,9 +56,11 @@ type Gluster struct {
 	creds   Creds
 	perms   dirPerms
 	// downSince is when calls started failing with transport errors
-	// (0: the last call worked); reconnecting guards the one reconnect.
+	// (0: the last call worked); reconnecting is set while a reconnect is
+	// asked for or under way, so redial gets at most one request.
 	downSince    atomic.Int64
 	reconnecting atomic.Bool
+	redial       chan struct{}
 	stop         chan struct{}
 	done         chan struct{}
 	once         sync.Once
@@ -77,32 +79,60 @@ func NewGluster(cfg GlusterConfig, log *slog.Logger, onState func(state, detail 
 		cfg.Timeout = 10 * time.Second
 	}
 	g := &Gluster{cfg: cfg, log: log.With("volume", cfg.Volume), onState: onState, creds: cfg.Creds,
-		perms: dirPerms{m: map[string]dirPerm{}}, stop: make(chan struct{}), done: make(chan struct{}),
-		firstTry: make(chan struct{})}
-	go g.connect()
+		perms: dirPerms{m: map[string]dirPerm{}}, redial: make(chan struct{}, 1), stop: make(chan struct{}),
+		done: make(chan struct{}), firstTry: make(chan struct{})}
+	go g.connector()
 	return g
 }
 
-func (g *Gluster) connect() {
+// connector is the one goroutine that connects the volume, for its whole
+// life: it connects at start, and again with a fresh glfs_t whenever track
+// asks for a reconnect. Being the only writer of vol besides Close, which
+// waits for it, it can never swap a volume in after Close.
+func (g *Gluster) connector() {
 	defer close(g.done)
+	for {
+		v := g.dial()
+		if v == nil {
+			return // closed
+		}
+		if old := g.vol.Swap(v); old != nil {
+			go old.Fini() // once the calls still in it have returned
+		}
+		g.firstTryOnce.Do(func() { close(g.firstTry) })
+		g.downSince.Store(0)
+		g.reconnecting.Store(false)
+		g.notify(StateConnected, "")
+		select {
+		case <-g.stop:
+			return
+		case <-g.redial:
+		}
+		g.log.Warn("glusterfs volume unreachable; reconnecting with a fresh connection", "for", reconnectAfter)
+		g.notify(StateConnecting, "volume unreachable; reconnecting")
+	}
+}
+
+// dial makes fresh glfs_t until one connects, waiting 200 ms after the
+// first failure and twice as long after each next one, up to 10 s. It
+// returns nil when the Gluster is closed first.
+func (g *Gluster) dial() *gfapi.Volume {
 	delay := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		v, err := g.tryInit()
 		if err == nil {
-			g.vol.Store(v)
+			g.log.Info("glusterfs volume connected", "attempt", attempt)
+			return v
 		}
 		g.firstTryOnce.Do(func() { close(g.firstTry) })
-		if err == nil {
-			g.log.Info("glusterfs volume connected", "attempt", attempt)
-			g.notify(StateConnected, "")
-			return
-		}
 		g.log.Warn("glusterfs volume not connected yet", "attempt", attempt, "err", err, "retry_in", delay)
 		g.notify(StateConnecting, err.Error())
+		t := time.NewTimer(delay)
 		select {
 		case <-g.stop:
-			return
-		case <-time.After(delay):
+			t.Stop()
+			return nil
+		case <-t.C:
 		}
 		delay = min(delay*2, 10*time.Second)
 	}
@@ -234,34 +264,7 @@ func (g *Gluster) track(err error) {
 		return
 	}
 	if time.Duration(now-since) >= reconnectAfter && g.reconnecting.CompareAndSwap(false, true) {
-		go g.reconnect()
-	}
-}
-
-// reconnect builds a fresh glfs_t (retrying until the bricks answer),
-// swaps it in and finalizes the old one once its calls have returned.
-func (g *Gluster) reconnect() {
-	defer g.reconnecting.Store(false)
-	g.log.Warn("glusterfs volume unreachable; reconnecting with a fresh connection", "for", reconnectAfter)
-	g.notify(StateConnecting, "volume unreachable; reconnecting")
-	delay := 200 * time.Millisecond
-	for {
-		v, err := g.tryInit()
-		if err == nil {
-			if old := g.vol.Swap(v); old != nil {
-				go old.Fini()
-			}
-			g.downSince.Store(0)
-			g.log.Info("glusterfs volume reconnected")
-			g.notify(StateConnected, "")
-			return
-		}
-		select {
-		case <-g.stop:
-			return
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 10*time.Second)
+		g.redial <- struct{}{} // never blocks: reconnecting admits one request at a time
 	}
 }
 
