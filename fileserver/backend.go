@@ -7,7 +7,6 @@ package fileserver
 import (
 	"context"
 	"errors"
-	"io"
 	"time"
 )
 
@@ -27,10 +26,14 @@ func (i Info) same(o Info) bool {
 	return i.Size == o.Size && i.ModTime.Equal(o.ModTime) && i.Ino == o.Ino && i.Dev == o.Dev && i.IsDir == o.IsDir
 }
 
-// File is an open file: positional reads only.
+// File is an open file: positional reads only. Each read carries the
+// request's context: a backend that has to wait for an answer (a volume
+// busy, reconnecting, or with a brick that stopped answering) stops waiting
+// when the client has gone away. A blocking call already in the kernel or
+// in libgfapi is not interrupted; its result is dropped when it returns.
 type File interface {
-	io.ReaderAt
-	io.Closer
+	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
+	Close() error
 }
 
 // DirEntry is one listing entry.

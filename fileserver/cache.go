@@ -3,6 +3,7 @@ package fileserver
 import (
 	"container/list"
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"time"
@@ -84,9 +85,10 @@ type Cache struct {
 }
 
 type load struct {
-	done chan struct{}
-	e    *entry
-	err  error
+	done  chan struct{}
+	stale *entry // the entry to revalidate, nil for a new one
+	e     *entry
+	err   error
 }
 
 // NewCache makes a cache; nil when TTL is 0.
@@ -101,30 +103,52 @@ func NewCache(cfg CacheConfig) *Cache {
 }
 
 // lookup returns a fresh entry for key, revalidating or loading it as
-// needed. Concurrent misses of one key share one load.
+// needed. Concurrent misses of one key share one load. The load runs with
+// the context of the request that started it: when that client goes away,
+// the others waiting for the load start it again with their own.
 func (c *Cache) lookup(ctx context.Context, key string, b Backend, name string) (*entry, error) {
+	for {
+		e, l, wait := c.begin(key)
+		if e != nil {
+			return e, nil
+		}
+		if wait {
+			select {
+			case <-l.done:
+				if ctx.Err() == nil && (errors.Is(l.err, context.Canceled) || errors.Is(l.err, context.DeadlineExceeded)) {
+					continue // the loader's request ended, not ours
+				}
+				return l.e, l.err
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return c.load(ctx, key, b, name, l)
+	}
+}
+
+// begin finds key fresh in the cache (e), or a load of it to wait for
+// (wait), or registers a new load l for the caller to run.
+func (c *Cache) begin(key string) (e *entry, l *load, wait bool) {
 	now := time.Now()
 	c.mu.Lock()
-	e := c.entries[key]
+	defer c.mu.Unlock()
+	e = c.entries[key]
 	if e != nil && now.Sub(e.checked) < c.cfg.TTL {
 		c.lru.MoveToFront(e.elem)
-		c.mu.Unlock()
-		return e, nil
+		return e, nil, false
 	}
 	if l := c.loading[key]; l != nil {
-		c.mu.Unlock()
-		select {
-		case <-l.done:
-			return l.e, l.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		return nil, l, true
 	}
-	l := &load{done: make(chan struct{})}
+	l = &load{done: make(chan struct{}), stale: e}
 	c.loading[key] = l
-	c.mu.Unlock()
+	return nil, l, false
+}
 
-	l.e, l.err = c.fill(ctx, key, b, name, e)
+// load runs the load l registered by begin.
+func (c *Cache) load(ctx context.Context, key string, b Backend, name string, l *load) (*entry, error) {
+	l.e, l.err = c.fill(ctx, key, b, name, l.stale)
 	c.mu.Lock()
 	delete(c.loading, key)
 	c.mu.Unlock()
@@ -136,7 +160,7 @@ func (c *Cache) lookup(ctx context.Context, key string, b Backend, name string) 
 func (c *Cache) fill(ctx context.Context, key string, b Backend, name string, stale *entry) (*entry, error) {
 	info, err := b.Stat(ctx, name)
 	if err != nil {
-		if stale != nil {
+		if stale != nil && ctx.Err() == nil {
 			c.remove(stale)
 		}
 		return nil, err
@@ -162,7 +186,7 @@ func (c *Cache) fill(ctx context.Context, key string, b Backend, name string, st
 		e.info = finfo
 		if finfo.Size <= c.cfg.MaxFile {
 			data := make([]byte, finfo.Size)
-			n, err := f.ReadAt(data, 0)
+			n, err := f.ReadAt(ctx, data, 0)
 			f.Close()
 			if err != nil && !(err == io.EOF && int64(n) == finfo.Size) {
 				return nil, err

@@ -194,10 +194,13 @@ type result[T any] struct {
 
 // call runs fn against the volume with glusterfs-timeout: a call that does
 // not return in time (a brick host that stopped answering) makes the
-// request fail with 503 instead of hanging. The call itself finishes in the
-// background; late cleans up what it produced (an fd opened too late).
-// Results travel through the channel only, so a late call writes nothing
-// the caller still uses.
+// request fail with 503 instead of hanging. When ctx ends first (the client
+// went away) call stops waiting at once and returns ctx's error, which says
+// nothing of the volume's health. A blocking cgo call pins its thread and
+// cannot be interrupted, so fn itself finishes in the background; late
+// cleans up what it produced (an fd opened too late). Results travel
+// through the channel only, so a late call writes nothing the caller still
+// uses.
 func call[T any](g *Gluster, ctx context.Context, fn func(v *gfapi.Volume) (T, error), late func(T)) (T, error) {
 	var zero T
 	v := g.vol.Load()
@@ -210,11 +213,16 @@ func call[T any](g *Gluster, ctx context.Context, fn func(v *gfapi.Volume) (T, e
 		case <-g.firstTry:
 		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
+			return zero, fmt.Errorf("volume %s: %w", g.cfg.Volume, ctx.Err())
 		}
 		t.Stop()
 		if v = g.vol.Load(); v == nil {
 			return zero, fmt.Errorf("volume %s is %s: %w", g.cfg.Volume, StateConnecting, ErrUnavailable)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return zero, fmt.Errorf("volume %s: %w", g.cfg.Volume, err)
 	}
 	done := make(chan result[T], 1)
 	go func() {
@@ -223,13 +231,17 @@ func call[T any](g *Gluster, ctx context.Context, fn func(v *gfapi.Volume) (T, e
 	}()
 	t := time.NewTimer(g.cfg.Timeout)
 	defer t.Stop()
+	var err error
 	select {
 	case r := <-done:
 		err := classify(r.err)
 		g.track(err)
 		return r.v, err
 	case <-t.C:
+		err = fmt.Errorf("volume %s: no answer in %v: %w", g.cfg.Volume, g.cfg.Timeout, ErrUnavailable)
+		g.track(err)
 	case <-ctx.Done():
+		err = fmt.Errorf("volume %s: %w", g.cfg.Volume, ctx.Err())
 	}
 	if late != nil {
 		go func() {
@@ -238,8 +250,6 @@ func call[T any](g *Gluster, ctx context.Context, fn func(v *gfapi.Volume) (T, e
 			}
 		}()
 	}
-	err := fmt.Errorf("volume %s: no answer in %v: %w", g.cfg.Volume, g.cfg.Timeout, ErrUnavailable)
-	g.track(err)
 	return zero, err
 }
 
@@ -364,10 +374,11 @@ type glusterFile struct {
 	f *gfapi.File
 }
 
-// ReadAt reads into p. After a timeout the late read may still write into p,
-// so the caller must not reuse p (see chunkReader).
-func (gf *glusterFile) ReadAt(p []byte, off int64) (int, error) {
-	return call(gf.g, context.Background(), func(*gfapi.Volume) (int, error) { return gf.f.ReadAt(p, off) }, nil)
+// ReadAt reads into p. After a timeout, or when ctx ends first, the late
+// read may still write into p, so the caller must not reuse p (see
+// chunkReader).
+func (gf *glusterFile) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	return call(gf.g, ctx, func(*gfapi.Volume) (int, error) { return gf.f.ReadAt(p, off) }, nil)
 }
 
 func (gf *glusterFile) Close() error { return gf.f.Close() }

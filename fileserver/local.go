@@ -96,8 +96,17 @@ func (l *Local) Stat(_ context.Context, name string) (Info, error) {
 	return infoOf(st), nil
 }
 
-// Open implements Backend. The *os.File it returns lets net/http use
-// sendfile(2).
+// localFile is an open local file. Its *os.File lets net/http use
+// sendfile(2). A local read waits on nothing a context could stop.
+type localFile struct{ f *os.File }
+
+func (l localFile) ReadAt(_ context.Context, p []byte, off int64) (int, error) {
+	return l.f.ReadAt(p, off)
+}
+
+func (l localFile) Close() error { return l.f.Close() }
+
+// Open implements Backend.
 func (l *Local) Open(_ context.Context, name string) (File, Info, error) {
 	f, err := l.openBeneath(name)
 	if err != nil {
@@ -108,7 +117,7 @@ func (l *Local) Open(_ context.Context, name string) (File, Info, error) {
 		f.Close()
 		return nil, Info{}, err
 	}
-	return f, infoOf(st), nil
+	return localFile{f}, infoOf(st), nil
 }
 
 // ReadDir implements Backend.

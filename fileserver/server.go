@@ -12,7 +12,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
 	"sort"
 	"strings"
@@ -94,7 +93,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		lw = &logWriter{ResponseWriter: w, status: 200}
 		w = lw
 		defer func() {
-			s.log.Info("request", "method", r.Method, "path", r.URL.RequestURI(), "status", lw.status,
+			status := lw.status
+			if !lw.wrote && r.Context().Err() != nil {
+				status = statusClientGone
+			}
+			s.log.Info("request", "method", r.Method, "path", r.URL.RequestURI(), "status", status,
 				"bytes", lw.bytes, "ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr)
 		}()
 	}
@@ -238,7 +241,7 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, m *Mount, name
 	case e.handle != nil && e.handle.acquire():
 		defer e.handle.release()
 		h.Set("ETag", etag(e.info))
-		cr := newChunkReader(e.handle.f, e.info.Size)
+		cr := newChunkReader(r.Context(), e.handle.f, e.info.Size)
 		defer cr.release()
 		http.ServeContent(w, r, "", e.info.ModTime, cr)
 		return
@@ -254,19 +257,22 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, m *Mount, name
 		return
 	}
 	h.Set("ETag", etag(info))
-	if osf, ok := f.(*os.File); ok {
+	if lf, ok := f.(localFile); ok {
 		// A local file: net/http sends it with sendfile(2).
-		http.ServeContent(w, r, "", info.ModTime, osf)
+		http.ServeContent(w, r, "", info.ModTime, lf.f)
 		return
 	}
-	cr := newChunkReader(f, info.Size)
+	cr := newChunkReader(r.Context(), f, info.Size)
 	defer cr.release()
 	http.ServeContent(w, r, "", info.ModTime, cr)
 }
 
 // chunkReader is an io.ReadSeeker over positional reads of ChunkSize, with a
 // pooled buffer: memory per request is one chunk whatever the file size.
+// Every read carries the request's context, so a client that goes away
+// between two chunks of a large file stops the reading.
 type chunkReader struct {
+	ctx      context.Context
 	f        File
 	size     int64
 	off      int64
@@ -276,8 +282,8 @@ type chunkReader struct {
 	poisoned bool
 }
 
-func newChunkReader(f File, size int64) *chunkReader {
-	return &chunkReader{f: f, size: size, buf: bufPool.Get().(*[]byte), bstart: -1}
+func newChunkReader(ctx context.Context, f File, size int64) *chunkReader {
+	return &chunkReader{ctx: ctx, f: f, size: size, buf: bufPool.Get().(*[]byte), bstart: -1}
 }
 
 func (c *chunkReader) Read(p []byte) (int, error) {
@@ -285,12 +291,16 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if c.bstart < 0 || c.off < c.bstart || c.off >= c.bstart+int64(c.blen) {
+		if err := c.ctx.Err(); err != nil {
+			return 0, err
+		}
 		want := min(int64(len(*c.buf)), c.size-c.off)
-		n, err := c.f.ReadAt((*c.buf)[:want], c.off)
+		n, err := c.f.ReadAt(c.ctx, (*c.buf)[:want], c.off)
 		if n == 0 {
-			if errors.Is(err, ErrUnavailable) {
-				// A timed-out read may still land in the buffer later: it
-				// must never go back to the pool.
+			if err != nil && err != io.EOF {
+				// A read given up on (timed out, or its client gone) may
+				// still land in the buffer later: it must never go back
+				// to the pool.
 				c.poisoned = true
 			}
 			if err == nil || err == io.EOF {
@@ -379,26 +389,34 @@ func httpError(w http.ResponseWriter, code int) {
 	fmt.Fprintln(w, http.StatusText(code))
 }
 
+// statusClientGone is what the access log shows for a request whose client
+// went away before any answer was written (nginx's 499).
+const statusClientGone = 499
+
 // logWriter records status and size for the access log. It keeps
 // io.ReaderFrom so that sendfile still works behind it.
 type logWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	wrote  bool // a header or body was written
 }
 
 func (l *logWriter) WriteHeader(code int) {
 	l.status = code
+	l.wrote = true
 	l.ResponseWriter.WriteHeader(code)
 }
 
 func (l *logWriter) Write(p []byte) (int, error) {
+	l.wrote = true
 	n, err := l.ResponseWriter.Write(p)
 	l.bytes += int64(n)
 	return n, err
 }
 
 func (l *logWriter) ReadFrom(src io.Reader) (int64, error) {
+	l.wrote = true
 	n, err := l.ResponseWriter.(io.ReaderFrom).ReadFrom(src)
 	l.bytes += n
 	return n, err
