@@ -67,9 +67,12 @@ type Gluster struct {
 	// firstTry closes when the first glfs_init attempt has finished.
 	firstTry     chan struct{}
 	firstTryOnce sync.Once
+	// gflog takes libgfapi's own log lines into ours (nil: they go to
+	// stderr as they are, when no pipe could be made).
+	gflog *gfapiLog
 }
 
-const glusterLogLevel = 4 // GF_LOG_ERROR: libgfapi's own log goes to stderr
+const glusterLogLevel = 4 // GF_LOG_ERROR: libgfapi's own errors only
 
 // NewGluster starts connecting in the background: glfs_init can take
 // seconds (or fail) and never runs on the request path. Until it succeeds
@@ -81,6 +84,10 @@ func NewGluster(cfg GlusterConfig, log *slog.Logger, onState func(state, detail 
 	g := &Gluster{cfg: cfg, log: log.With("volume", cfg.Volume), onState: onState, creds: cfg.Creds,
 		perms: dirPerms{m: map[string]dirPerm{}}, redial: make(chan struct{}, 1), stop: make(chan struct{}),
 		done: make(chan struct{}), firstTry: make(chan struct{})}
+	var err error
+	if g.gflog, err = newGfapiLog(g.log); err != nil {
+		g.log.Warn("libgfapi's own log goes to stderr as it is", "err", err)
+	}
 	go g.connector()
 	return g
 }
@@ -157,7 +164,11 @@ func (g *Gluster) tryInit() (*gfapi.Volume, error) {
 		}
 	}
 	if err == nil {
-		err = v.SetLogging("-", glusterLogLevel) // "-" is stderr, already open: no reopen as the tenant
+		fd := 2
+		if g.gflog != nil {
+			fd = g.gflog.fd()
+		}
+		err = v.SetLoggingFD(fd, glusterLogLevel)
 	}
 	if err == nil {
 		err = v.Init()
@@ -183,6 +194,9 @@ func (g *Gluster) Close() {
 		<-g.done
 		if v := g.vol.Swap(nil); v != nil {
 			v.Fini()
+		}
+		if g.gflog != nil {
+			g.gflog.Close()
 		}
 	})
 }

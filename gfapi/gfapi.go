@@ -21,6 +21,8 @@ package gfapi
 #cgo LDFLAGS: -ldl
 #define _GNU_SOURCE
 #include <stdlib.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <fcntl.h>
 #include <errno.h>
 #include <dlfcn.h>
@@ -86,7 +88,23 @@ static const char *gf_load(void) {
 static glfs_t *c_new(const char *v) { return p_new(v); }
 static int c_set_volfile_server(glfs_t *fs, const char *t, const char *h, int p) { return p_set_volfile_server(fs, t, h, p); }
 static int c_set_volfile(glfs_t *fs, const char *f) { return p_set_volfile(fs, f); }
-static int c_set_logging(glfs_t *fs, const char *f, int l) { return p_set_logging(fs, f, l); }
+// c_set_logging_fd points libgfapi's log at fd. libgfapi logs either to a
+// path it opens itself or, given "-", to a dup of its stderr taken during
+// the call; so fd stands in for fd 2 for the length of the call only, and
+// the real stderr is put back at once. Anything another thread writes to
+// stderr in that window lands in fd too. Returns -1 with errno set.
+static int c_set_logging_fd(glfs_t *fs, int fd, int level) {
+	int saved = fcntl(2, F_DUPFD_CLOEXEC, 3);
+	if (saved < 0) return -1;
+	fflush(stderr);
+	if (dup2(fd, 2) < 0) { int e = errno; close(saved); errno = e; return -1; }
+	int r = p_set_logging(fs, "-", level);
+	int e = errno;
+	dup2(saved, 2);
+	close(saved);
+	errno = e;
+	return r;
+}
 static int c_init(glfs_t *fs) { return p_init(fs); }
 static int c_fini(glfs_t *fs) { return p_fini(fs); }
 static glfs_fd_t *c_open(glfs_t *fs, const char *path, int flags) { return p_open(fs, path, flags); }
@@ -251,12 +269,19 @@ func (v *Volume) SetVolfile(path string) error {
 	return nil
 }
 
-// SetLogging sends libgfapi's own log to path at level (GF_LOG_ERROR = 4).
-func (v *Volume) SetLogging(path string, level int) error {
-	cp := C.CString(path)
-	defer C.free(unsafe.Pointer(cp))
-	if r, err := C.c_set_logging(v.fs, cp, C.int(level)); r != 0 {
-		return &Error{Op: "glfs_set_logging", Volume: v.name, Path: path, Err: errnoOr(err)}
+// logMu serializes the moment in which c_set_logging_fd lends fd 2.
+var logMu sync.Mutex
+
+// SetLoggingFD sends libgfapi's own log to fd (a pipe's write end, say) at
+// level (GF_LOG_ERROR = 4). libgfapi writes to a dup of fd, which it
+// closes in Fini; the caller keeps fd and closes it when it likes. Unlike
+// a path, nothing is opened, so it works after a privilege drop and in a
+// jail without /proc. The writes block when fd's reader stops reading.
+func (v *Volume) SetLoggingFD(fd int, level int) error {
+	logMu.Lock()
+	defer logMu.Unlock()
+	if r, err := C.c_set_logging_fd(v.fs, C.int(fd), C.int(level)); r != 0 {
+		return &Error{Op: "glfs_set_logging", Volume: v.name, Path: fmt.Sprintf("fd %d", fd), Err: errnoOr(err)}
 	}
 	return nil
 }

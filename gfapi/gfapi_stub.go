@@ -44,7 +44,7 @@ type DirEntry struct {
 func New(string) (*Volume, error)                          { return nil, ErrNotBuilt }
 func (*Volume) SetVolfileServer(string, string, int) error { return ErrNotBuilt }
 func (*Volume) SetVolfile(string) error                    { return ErrNotBuilt }
-func (*Volume) SetLogging(string, int) error               { return ErrNotBuilt }
+func (*Volume) SetLoggingFD(int, int) error                { return ErrNotBuilt }
 func (*Volume) Init() error                                { return ErrNotBuilt }
 func (*Volume) Fini() error                                { return nil }
 func (*Volume) Stat(string) (Stat, error)                  { return Stat{}, ErrNotBuilt }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -169,6 +170,14 @@ func TestGlusterTwoMountsAndDeadFirstServer(t *testing.T) {
 	out, _ := emperorCLI("status", e)
 	if !strings.Contains(out, "/=glusterfs:"+a+" connected") || !strings.Contains(out, "/foo=glusterfs:"+b+" connected") || !strings.Contains(out, "/bar=glusterfs:nosuchvolume connecting") {
 		t.Fatalf("status:\n%s", out)
+	}
+	// libgfapi's own errors (the dead server, the missing volume) are
+	// records of the vassal's log, never raw lines on stderr.
+	waitFor(t, 60*time.Second, "a libgfapi error logged with vassal=two", func() bool {
+		return regexp.MustCompile(`(?m)^.*vassal=two.*source=libgfapi.*$`).MatchString(e.log.String())
+	})
+	if raw := regexp.MustCompile(`(?m)^\[\d{4}-\d\d-\d\d [^\n]*$`).FindString(e.log.String()); raw != "" {
+		t.Fatalf("a raw libgfapi line on stderr: %s", raw)
 	}
 }
 
