@@ -55,7 +55,10 @@ type Message struct {
 	// Namespaces, on a start, is the set the vassal was cloned into: the
 	// one place PID 1 learns it from (argv carries only the name).
 	Namespaces reexec.Namespaces `json:"namespaces,omitempty"`
-	Mounts     []MountStatus     `json:"mounts,omitempty"`
+	// LogFormat, on a start, is the emperor's log format, which PID 1
+	// writes its lines in (they share stderr).
+	LogFormat reexec.LogFormat `json:"log_format,omitempty"`
+	Mounts    []MountStatus    `json:"mounts,omitempty"`
 	// Policy, on a start, is the restart policy the vassal applies to its
 	// attached daemons: the emperor's own (emperor-throttle and friends).
 	Policy *restart.Policy `json:"policy,omitempty"`

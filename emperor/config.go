@@ -46,6 +46,9 @@ type Config struct {
 	Mercy time.Duration
 	// Logger gets every line; each vassal's lines carry vassal=NAME.
 	Logger *slog.Logger
+	// LogFormat is Logger's format, which every vassal's PID 1 uses too
+	// (they share stderr).
+	LogFormat reexec.LogFormat
 }
 
 // DefaultConfig returns the documented defaults.

@@ -410,6 +410,7 @@ func (s *supervisor) start() {
 		Type: control.MsgStart, Name: s.name, Path: v.Path, Content: v.Content, Mercy: s.cfg.Mercy,
 		Namespaces: ns,
 		Policy:     &policy,
+		LogFormat:  s.cfg.LogFormat,
 	})
 	if err != nil {
 		s.fatal = fmt.Sprintf("the start message could not be sent: %v", err)

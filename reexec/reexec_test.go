@@ -2,6 +2,8 @@ package reexec
 
 import (
 	"encoding/json"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -61,5 +63,22 @@ func TestDescribeStatus(t *testing.T) {
 	}
 	if s := DescribeStatus(unix.WaitStatus(unix.SIGKILL)); s != "killed by killed" {
 		t.Fatal(s)
+	}
+}
+
+func TestLogFormat(t *testing.T) {
+	for in, want := range map[string]LogFormat{"": LogText, "text": LogText, "json": LogJSON} {
+		if f, err := ParseLogFormat(in); err != nil || f != want {
+			t.Errorf("%q: %v %v", in, f, err)
+		}
+	}
+	if _, err := ParseLogFormat("xml"); err == nil {
+		t.Error("xml accepted")
+	}
+	var b strings.Builder
+	slog.New(LogJSON.Handler(&b)).Info("hi", "vassal", "v")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &m); err != nil || m["msg"] != "hi" || m["vassal"] != "v" {
+		t.Fatalf("%q: %v", b.String(), err)
 	}
 }

@@ -60,8 +60,9 @@ func Main(args []string) int {
 	// host runs hundreds of vassals. (Not via the environment: the tenant's
 	// daemons inherit that.)
 	runtime.GOMAXPROCS(1)
-	handler := slog.Handler(slog.NewTextHandler(os.Stderr, nil))
-	base := slog.New(handler)
+	// Text until the start message says the emperor's format: only a
+	// broken contract logs before it.
+	base := slog.New(reexec.LogText.Handler(os.Stderr))
 	if len(args) > 0 {
 		base = base.With("vassal", args[0])
 	}
@@ -92,6 +93,7 @@ func Main(args []string) int {
 		return 1
 	}
 	// Then, before anything else: keep every mount we make out of the host.
+	base = slog.New(start.LogFormat.Handler(os.Stderr)).With("vassal", start.Name)
 	if err := enterNamespaces(start.Namespaces); err != nil {
 		base.Error("vassal setup failed", "err", err)
 		_ = conn.Send(control.Message{Type: control.MsgFatal, Reason: err.Error()})
@@ -99,7 +101,7 @@ func Main(args []string) int {
 	}
 	v := &vassal{
 		name: start.Name, path: start.Path, conn: conn, mercy: start.Mercy, stopProfile: stopProfile,
-		log:    slog.New(handler).With("vassal", start.Name),
+		log:    slog.New(start.LogFormat.Handler(os.Stderr)).With("vassal", start.Name),
 		ns:     start.Namespaces,
 		pidNS:  start.Namespaces.Has(reexec.NSPID),
 		failed: make(chan error, 1),

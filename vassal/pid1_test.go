@@ -2,6 +2,7 @@ package vassal
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -56,14 +57,14 @@ type pid1 struct {
 	conn *control.Conn
 	msgs chan control.Message
 	log  *logBuf
-	exit <-chan unix.WaitStatus
+	done chan struct{} // closed when PID 1 has been reaped
 }
 
 // startPID1 runs the test binary as vassal-init for content and waits
 // until it is ready. It is started through the package's one reaper (the
 // reaper tests share this process, and a second waiter would lose the
 // status).
-func startPID1(t *testing.T, content string) *pid1 {
+func startPID1(t *testing.T, content string, edit ...func(*control.Message)) *pid1 {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -90,7 +91,8 @@ func startPID1(t *testing.T, content string) *pid1 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pid1{t: t, pid: pid, conn: control.NewConn(ours), msgs: make(chan control.Message, 16), log: &logBuf{}, exit: exit}
+	p := &pid1{t: t, pid: pid, conn: control.NewConn(ours), msgs: make(chan control.Message, 16), log: &logBuf{}, done: make(chan struct{})}
+	go func() { <-exit; close(p.done) }()
 	go func() { io.Copy(p.log, r); r.Close() }()
 	go func() {
 		defer close(p.msgs)
@@ -105,7 +107,7 @@ func startPID1(t *testing.T, content string) *pid1 {
 	t.Cleanup(func() {
 		syscall.Kill(pid, syscall.SIGKILL)
 		select {
-		case <-exit:
+		case <-p.done:
 		case <-time.After(hang):
 			t.Errorf("vassal %d did not die", pid)
 		}
@@ -115,7 +117,11 @@ func startPID1(t *testing.T, content string) *pid1 {
 		}
 	})
 	dir := t.TempDir()
-	if err := p.conn.Send(control.Message{Type: control.MsgStart, Name: "t", Path: filepath.Join(dir, "t.ini"), Content: []byte(content), Mercy: 10 * time.Second}); err != nil {
+	start := control.Message{Type: control.MsgStart, Name: "t", Path: filepath.Join(dir, "t.ini"), Content: []byte(content), Mercy: 10 * time.Second}
+	for _, e := range edit {
+		e(&start)
+	}
+	if err := p.conn.Send(start); err != nil {
 		t.Fatal(err)
 	}
 	p.await(control.MsgReady, false)
@@ -279,4 +285,31 @@ func TestRefusedReloadRollsBack(t *testing.T) {
 	// The last good file is still A.
 	syscall.Kill(p.pid, syscall.SIGHUP)
 	p.await(control.MsgReady, true)
+}
+
+// PID 1 logs in the format of the start message, its daemons' and hooks'
+// output included, every line with the vassal's name.
+func TestPID1LogsInTheEmperorsFormat(t *testing.T) {
+	p := startPID1(t, "[uwsgi]\nexec-as-user = echo hook-out\nattach-daemon = echo daemon-out; exec sleep 100000\n",
+		func(m *control.Message) { m.LogFormat = reexec.LogJSON })
+	p.waitLog(`"msg":"daemon-out"`)
+	syscall.Kill(p.pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(hang):
+		t.Fatal("PID 1 did not stop")
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(p.log.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil || m["vassal"] != "t" {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		seen[m["msg"].(string)] = true
+	}
+	for _, msg := range []string{"vassal ready", "hook-out", "daemon-out", "stopping"} {
+		if !seen[msg] {
+			t.Errorf("no line %q", msg)
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/emperor-dev/emperor/control"
 	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/reexec"
 	"github.com/emperor-dev/emperor/vassalfile"
 	"github.com/spf13/cobra"
 )
@@ -41,14 +42,14 @@ func execute(args []string) int {
 	}
 }
 
-func newLogger(w io.Writer, format string) (*slog.Logger, error) {
-	switch format {
-	case "text", "":
-		return slog.New(slog.NewTextHandler(w, nil)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
+// newLogger is the emperor's logger in format; the vassals' PID 1s get the
+// same format in their start message.
+func newLogger(w io.Writer, format string) (*slog.Logger, reexec.LogFormat, error) {
+	f, err := reexec.ParseLogFormat(format)
+	if err != nil {
+		return nil, "", fmt.Errorf("--log-format: %w", err)
 	}
-	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+	return slog.New(f.Handler(w)), f, nil
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -64,11 +65,11 @@ a touched file reloads it in place, a deleted file stops it without a trace.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(stderr, logFormat)
+			log, format, err := newLogger(stderr, logFormat)
 			if err != nil {
 				return err
 			}
-			cfg.Logger = log
+			cfg.Logger, cfg.LogFormat = log, format
 			if configFile != "" {
 				if err := cfg.LoadFile(configFile); err != nil {
 					return err
@@ -144,9 +145,9 @@ func newRun(stderr io.Writer, cfg *emperor.Config) *cobra.Command {
 		Short: "Run one vassal in the foreground, without the daemon (for debugging)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, _ := newLogger(stderr, "text")
+			log, format, _ := newLogger(stderr, "text")
 			c := *cfg
-			c.Logger = log
+			c.Logger, c.LogFormat = log, format
 			ns, err := vassalfile.ParseCloneFlags(clone)
 			if err != nil {
 				return fmt.Errorf("--clone: %w", err)
