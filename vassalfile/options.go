@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/emperor-dev/emperor/restart"
 )
 
 // Scope says which file an option belongs in.
@@ -336,16 +338,16 @@ func init() {
 			Default: "fs,pid",
 			Doc:     "Namespaces each vassal gets: fs|mount|mnt|ns, pid, uts, ipc, net, comma separated; none for no isolation.",
 			UWSGI:   "uWSGI's default is no namespaces; ours is fs,pid."},
-		&Option{Name: "emperor-throttle", Scope: ScopeEmperor, Kind: KindMillis, Min: time.Millisecond, Max: time.Hour, Default: "1000",
+		&Option{Name: "emperor-throttle", Scope: ScopeEmperor, Kind: KindMillis, Min: time.Millisecond, Max: time.Hour, Default: strconv.FormatInt(restart.DefaultThrottle.Milliseconds(), 10),
 			Doc:   "First backoff step of the restart policy (vassals and their attached daemons): the wait after the second failure in a row of a run that never became ready, or after the first failure above emperor-restart-burst. Doubles with each further failure, up to emperor-max-throttle.",
 			UWSGI: "Same unit (ms). uWSGI throttles every respawn of a vassal that lived less than a few seconds; here a vassal that became ready is restarted at once for its first failures (emperor-restart-burst)."},
-		&Option{Name: "emperor-max-throttle", Scope: ScopeEmperor, Kind: KindMillis, Min: time.Millisecond, Max: 24 * time.Hour, Default: "180000",
+		&Option{Name: "emperor-max-throttle", Scope: ScopeEmperor, Kind: KindMillis, Min: time.Millisecond, Max: 24 * time.Hour, Default: strconv.FormatInt(restart.DefaultMaxThrottle.Milliseconds(), 10),
 			Doc:   "Cap on the backoff.",
 			UWSGI: "same"},
-		&Option{Name: "emperor-restart-burst", Scope: ScopeEmperor, Kind: KindInt, Default: "5",
+		&Option{Name: "emperor-restart-burst", Scope: ScopeEmperor, Kind: KindInt, Default: strconv.Itoa(restart.DefaultBurst),
 			Doc:   "A vassal or attached daemon that became ready is restarted at once while its failure count (this failure included) is at most this; above it the wait is emperor-throttle × 2ⁿ, n+1 being how far the count is above the burst. 0 backs off from the first failure.",
 			UWSGI: "Ours, not in uWSGI (after systemd's StartLimitBurst)."},
-		&Option{Name: "emperor-restart-half-life", Scope: ScopeEmperor, Kind: KindSeconds, Min: 0, Max: 24 * time.Hour, Default: "30",
+		&Option{Name: "emperor-restart-half-life", Scope: ScopeEmperor, Kind: KindSeconds, Min: 0, Max: 24 * time.Hour, Default: strconv.Itoa(int(restart.DefaultHalfLife / time.Second)),
 			Doc:   "The failure count decays: it halves for every this much time the vassal or daemon runs (time waiting in backoff does not count). 0 forgets past failures as soon as a run lasts any time.",
 			UWSGI: "Ours, not in uWSGI (after suture's decaying failure count)."},
 		&Option{Name: "emperor-healthy-time", Scope: ScopeEmperor, Kind: KindSeconds, Min: 0, Max: 24 * time.Hour, Default: "-",
