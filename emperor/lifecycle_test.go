@@ -430,3 +430,33 @@ func TestBackoffRestartsOnLastGoodFile(t *testing.T) {
 		t.Fatalf("%+v", v)
 	}
 }
+
+// A storm of changes to a file coalesces: one reload in flight, one queued
+// (with the newest file), at least reloadSpacing apart; the last file is
+// the one applied.
+func TestReloadStormCoalesces(t *testing.T) {
+	te := startTest(t)
+	out := filepath.Join(t.TempDir(), "gen")
+	file := func(gen int) string {
+		return fmt.Sprintf("[uwsgi]\nenv = GEN=%d\nattach-daemon = echo $GEN > %s; exec sleep 1000\n", gen, out)
+	}
+	te.install("storm", file(0))
+	te.waitState(t, "storm", StateRunning)
+	const writes = 40
+	tick := time.NewTicker(20 * time.Millisecond)
+	for gen := 1; gen <= writes; gen++ {
+		<-tick.C
+		te.install("storm", file(gen))
+	}
+	tick.Stop()
+	waitUntil(t, time.Minute, "the daemon of the last file", func() bool {
+		b, _ := os.ReadFile(out)
+		return strings.TrimSpace(string(b)) == fmt.Sprint(writes)
+	})
+	v := te.waitState(t, "storm", StateRunning)
+	reloads := strings.Count(te.log.String(), `msg="reloading vassal in place" vassal=storm`)
+	t.Logf("%d writes, %d reloads", writes, reloads)
+	if reloads > writes/3 || v.Restarts != 0 {
+		t.Fatalf("%d writes gave %d reloads and %d restarts", writes, reloads, v.Restarts)
+	}
+}
