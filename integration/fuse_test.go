@@ -484,7 +484,19 @@ attach-daemon = exec sleep 1000
 	}
 	waitFor(t, time.Minute, "10 restarts", func() bool { v, _ := e.vassal("leak"); return v.Restarts >= 10 })
 	fds0, thr0 := fdCount(emp), threadCount(emp)
-	hostMounts0, _ := os.ReadFile("/proc/self/mountinfo")
+	// The host's mount table as far as this test is concerned: the rest of
+	// it belongs to whatever else runs on the machine.
+	ours := func() []string {
+		b, _ := os.ReadFile("/proc/self/mountinfo")
+		var out []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, dir) || strings.Contains(line, "fuse-zip") {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	hostMounts0 := ours()
 	for i := 10; i < 210; i++ {
 		restart(i)
 	}
@@ -495,7 +507,7 @@ attach-daemon = exec sleep 1000
 		t.Fatalf("restarts for the wrong reason: %q", v.LastExit)
 	}
 	fds1, thr1 := fdCount(emp), threadCount(emp)
-	hostMounts1, _ := os.ReadFile("/proc/self/mountinfo")
+	hostMounts1 := ours()
 	t.Logf("emperor fds %d -> %d, threads %d -> %d", fds0, fds1, thr0, thr1)
 	// A leak per restart would add about 200; the Go runtime may add a few
 	// threads for blocking syscalls whatever the count of restarts.
@@ -505,8 +517,8 @@ attach-daemon = exec sleep 1000
 	if thr1 > thr0+8 {
 		t.Fatalf("emperor threads grew from %d to %d over 200 restarts", thr0, thr1)
 	}
-	if string(hostMounts0) != string(hostMounts1) {
-		t.Fatal("the host's mount table changed")
+	if len(hostMounts0) != 0 || len(hostMounts1) != 0 {
+		t.Fatalf("the host sees the vassal's mounts: %q, then %q", hostMounts0, hostMounts1)
 	}
 	var fuseZips []int
 	for _, p := range descendants(emp) {
