@@ -3,7 +3,6 @@ package vassalfile
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -116,23 +115,11 @@ func ParseFile(path string, o ParseOptions) (*File, error) {
 	return Parse(path, src, o)
 }
 
-// ReadFile reads a vassal or emperor file, at most MaxFileSize bytes. It
-// reads through a limit rather than trusting a stat, so a file that grows
-// while it is read cannot get past the limit either.
+// ReadFile reads a vassal or emperor file, at most MaxFileSize bytes, and
+// only if it is a regular file (see ReadFileStat).
 func ReadFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > MaxFileSize {
-		return nil, fmt.Errorf("file is over the %d byte limit", MaxFileSize)
-	}
-	return b, nil
+	b, _, err := ReadFileStat(path)
+	return b, err
 }
 
 // NameOf is a file's vassal name, %n: its base name without the extension.
