@@ -44,6 +44,9 @@ type Config struct {
 	// Mercy is reload-mercy: how long a vassal has after SIGTERM before
 	// SIGKILL, unless its own file sets reload-mercy.
 	Mercy time.Duration
+	// CheckTimeout bounds the check of one vassal file (stat, read,
+	// evaluation); see DefaultCheckTimeout. Not an ini option.
+	CheckTimeout time.Duration
 	// Logger gets every line; each vassal's lines carry vassal=NAME.
 	Logger *slog.Logger
 	// LogFormat is Logger's format, which every vassal's PID 1 uses too
@@ -159,6 +162,9 @@ func (c *Config) normalize() {
 	}
 	if c.MaxThrottle < c.Throttle {
 		c.MaxThrottle = c.Throttle
+	}
+	if c.CheckTimeout <= 0 {
+		c.CheckTimeout = DefaultCheckTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -4,16 +4,99 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/emperor-dev/emperor/control"
 )
 
 // controlIdle is how long a control connection may sit without a request.
-const controlIdle = 30 * time.Second
+const controlIdle = 10 * time.Second
+
+// MaxControlConns caps the open control connections: each costs a
+// descriptor, and 20,000 idle ones once exhausted the emperor's, so that
+// vassal files could not be read and vassals not spawned. At the cap a new
+// connection closes the one idle the longest (so `emperor status` still
+// gets through a flood of idle ones); if none is idle, the new one is
+// closed at once.
+const MaxControlConns = 64
+
+// controlReport is the least time between two log lines about the cap or
+// a failing accept.
+const controlReport = 10 * time.Second
+
+// ctlConn is one open control connection.
+type ctlConn struct {
+	c         net.Conn
+	idleSince time.Time // zero while a request is being answered
+}
+
+// ctlConns is the set of open control connections.
+type ctlConns struct {
+	mu               sync.Mutex
+	open             map[*ctlConn]struct{}
+	evicted, refused int
+	reported         time.Time
+}
+
+// admit registers c, making room at the cap; it returns nil if c was
+// refused (and closed).
+func (cs *ctlConns) admit(c net.Conn, log *slog.Logger) *ctlConn {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	now := time.Now()
+	if len(cs.open) >= MaxControlConns {
+		var oldest *ctlConn
+		for k := range cs.open {
+			if !k.idleSince.IsZero() && (oldest == nil || k.idleSince.Before(oldest.idleSince)) {
+				oldest = k
+			}
+		}
+		if oldest == nil {
+			cs.refused++
+			cs.report(now, log)
+			c.Close()
+			return nil
+		}
+		delete(cs.open, oldest)
+		oldest.c.Close()
+		cs.evicted++
+		cs.report(now, log)
+	}
+	cc := &ctlConn{c: c, idleSince: now}
+	cs.open[cc] = struct{}{}
+	return cc
+}
+
+// report logs what the cap did, at most once per controlReport.
+func (cs *ctlConns) report(now time.Time, log *slog.Logger) {
+	if now.Sub(cs.reported) < controlReport {
+		return
+	}
+	log.Warn("control connections at the limit: closed the longest-idle ones, refused new ones when none was idle",
+		"limit", MaxControlConns, "closed_idle", cs.evicted, "refused", cs.refused)
+	cs.reported, cs.evicted, cs.refused = now, 0, 0
+}
+
+func (cs *ctlConns) idle(cc *ctlConn, idle bool) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if idle {
+		cc.idleSince = time.Now()
+	} else {
+		cc.idleSince = time.Time{}
+	}
+}
+
+func (cs *ctlConns) drop(cc *ctlConn) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	delete(cs.open, cc)
+}
 
 // listenControl binds the control socket. A live socket at path means
 // another emperor serves there: refuse, rather than steal it. A stale one
@@ -47,28 +130,42 @@ func listenControl(path string) (net.Listener, error) {
 }
 
 func (e *Emperor) serveControl(ln net.Listener) {
+	cs := &ctlConns{open: map[*ctlConn]struct{}{}}
+	var reported time.Time
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			e.log.Warn("control socket accept", "err", err)
+			// EMFILE and the like: try again soon, say so now and then.
+			if time.Since(reported) >= controlReport {
+				e.log.Warn("control socket accept", "err", err)
+				reported = time.Now()
+			}
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		go e.serveConn(c)
+		if cc := cs.admit(c, e.log); cc != nil {
+			go e.serveConn(cs, cc)
+		}
 	}
 }
 
-// serveConn answers one JSON request per line until the client hangs up.
-func (e *Emperor) serveConn(c net.Conn) {
+// serveConn answers one JSON request per line until the client hangs up,
+// is idle for controlIdle, or is closed to make room (see MaxControlConns).
+func (e *Emperor) serveConn(cs *ctlConns, cc *ctlConn) {
+	c := cc.c
 	defer c.Close()
+	defer cs.drop(cc)
 	conn := control.NewConn(c)
 	for {
+		cs.idle(cc, true)
 		_ = c.SetDeadline(time.Now().Add(controlIdle))
 		var req control.Request
-		if err := conn.Recv(&req); err != nil {
+		err := conn.Recv(&req)
+		cs.idle(cc, false)
+		if err != nil {
 			var syn *json.SyntaxError
 			var typ *json.UnmarshalTypeError
 			if errors.As(err, &syn) || errors.As(err, &typ) {

@@ -2,10 +2,7 @@ package emperor
 
 import (
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -37,9 +34,16 @@ type Emperor struct {
 	settling map[string]*settling
 	settled  chan string
 	gone     chan string
-	quit     chan struct{}
-	watcher  *fsnotify.Watcher
-	watching bool
+	// The checks of vassal files in flight (one per file at most), and
+	// the files waiting for a free slot.
+	checks        map[string]*checking
+	queue         []string
+	queued        map[string]bool
+	verdicts      chan verdict
+	checkTimeouts chan verdict
+	quit          chan struct{}
+	watcher       *fsnotify.Watcher
+	watching      bool
 }
 
 type settling struct {
@@ -72,6 +76,8 @@ func New(cfg Config) (*Emperor, error) {
 		vassals: map[string]*supervisor{}, leaving: map[string]bool{},
 		files: map[string]fileState{}, settling: map[string]*settling{},
 		settled: make(chan string, 64), gone: make(chan string, 64), quit: make(chan struct{}),
+		checks: map[string]*checking{}, queued: map[string]bool{},
+		verdicts: make(chan verdict, 64), checkTimeouts: make(chan verdict, 16),
 	}, nil
 }
 
@@ -130,6 +136,10 @@ func (e *Emperor) Run(ctx context.Context) error {
 			e.sync(name)
 		case name := <-e.gone:
 			e.forget(name)
+		case r := <-e.verdicts:
+			e.judge(r)
+		case r := <-e.checkTimeouts:
+			e.timedOut(r.name, r.c)
 		case <-tick.C:
 			e.rescan()
 		}
@@ -209,56 +219,6 @@ func (e *Emperor) rescan() {
 	for _, name := range missing {
 		e.sync(name)
 	}
-}
-
-// sync brings one vassal in line with its file: spawn, reload, report a bad
-// file, or stop.
-func (e *Emperor) sync(name string) {
-	path := e.pathOf(name)
-	fi, err := os.Stat(path) // follows a symlink to the real file
-	switch {
-	case errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.Mode().IsRegular()):
-		e.remove(name)
-		return
-	case err != nil:
-		e.log.Error("cannot stat the vassal file; the vassal is left as it is", "vassal", name, "err", err)
-		return
-	}
-	e.mu.Lock()
-	sup, leaving := e.vassals[name], e.leaving[name]
-	e.mu.Unlock()
-	if leaving {
-		return // forget syncs it again once the old vassal is gone
-	}
-	st := statOf(fi)
-	old, known := e.files[name]
-	if sup != nil && known && old.sameStat(st) {
-		return
-	}
-	content, rerr := vassalfile.ReadFile(path)
-	st.sum = sha256.Sum256(content)
-	if sup != nil && known && rerr == nil && !old.changed(st) {
-		e.files[name] = st
-		return
-	}
-	e.files[name] = st
-	if sup == nil {
-		sup = newSupervisor(name, path, &e.cfg, e.exe, false)
-		e.mu.Lock()
-		e.vassals[name] = sup
-		e.mu.Unlock()
-		go sup.run()
-	}
-	if rerr != nil {
-		sup.post(cmdBroken{fmt.Errorf("%s: %w", path, rerr)})
-		return
-	}
-	v, err := CheckVassal(path, content)
-	if err != nil {
-		sup.post(cmdBroken{err})
-		return
-	}
-	sup.post(cmdUpdate{v})
 }
 
 // remove stops the vassal of a file that is gone. The entry stays in the

@@ -40,6 +40,12 @@ type fileState struct {
 	mtime time.Time
 	ctime time.Time
 	sum   [sha256.Size]byte
+	// retry: the last read or check did not complete (a read error, a
+	// check past Config.CheckTimeout), so the file is read again at the next
+	// rescan even if its stat is the same. readErr is that read error,
+	// reported once.
+	retry   bool
+	readErr string
 }
 
 func statOf(fi fs.FileInfo) fileState {

@@ -1,15 +1,21 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Bad input from §4 of issue 7 that used to wedge the emperor or leak what
@@ -192,4 +198,221 @@ func TestEmperorEnvDoesNotReachTenants(t *testing.T) {
 	if strings.Contains(e.log.String(), "pid1-environ-readable") {
 		t.Error("a daemon running as nobody read PID 1's environment, which is the emperor's")
 	}
+}
+
+// A vassal file swapped for a FIFO between the emperor's stat and its open
+// (a rename loop: RENAME_EXCHANGE of a regular file and a FIFO) is refused
+// with an error naming the file; the emperor never blocks in open(2). The
+// old emperor blocked there forever: no other file was handled again.
+func TestFIFOSwapDoesNotWedge(t *testing.T) {
+	e := startEmperorCmd(t, nil)
+	path := filepath.Join(e.dir, "swap.ini")
+	fifo := filepath.Join(e.dir, ".swap.fifo")
+	if err := os.WriteFile(path, []byte("[uwsgi]\nattach-daemon = exec sleep 100000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exchange := func() {
+		if err := unix.Renameat2(unix.AT_FDCWD, fifo, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The fault must happen for certain: swap until the emperor has met
+	// the FIFO where its stat saw a regular file (its refusal says so), or
+	// the bound runs out.
+	refused := func() bool { return strings.Contains(e.log.String(), "swap.ini is a FIFO, not a regular file") }
+	deadline := time.Now().Add(hang)
+	swaps := 0
+	for !refused() && time.Now().Before(deadline) {
+		exchange()
+		swaps++
+	}
+	if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
+		exchange() // leave the regular file in place
+	}
+	t.Logf("%d swaps", swaps)
+	// The emperor still handles files: a new one spawns, the swapped one
+	// runs (a failed read is retried at the next rescan), status answers.
+	e.install("after", "[uwsgi]\nattach-daemon = exec sleep 100000\n")
+	e.waitState("after", "running", hang)
+	e.waitState("swap", "running", hang)
+	if !refused() {
+		t.Fatalf("the swap never met the emperor between its stat and its open in %d swaps", swaps)
+	}
+	if code := e.stop(); code != 0 {
+		t.Fatalf("the emperor exited %d after SIGTERM", code)
+	}
+}
+
+// More idle control connections than MaxControlConns (64), against an
+// emperor whose descriptor limit is 200: `emperor status` still answers and
+// a new vassal file is read and spawned. The old emperor accepted every
+// connection until EMFILE: status went unanswered, the vassal file could
+// not be opened, and it stayed failed-config even after the connections
+// closed, since its stat had been recorded before the failed read.
+func TestIdleControlConnectionsCapped(t *testing.T) {
+	e := startEmperorCmd(t, nil)
+	lim := unix.Rlimit{Cur: 200, Max: 200}
+	if err := unix.Prlimit(e.cmd.Process.Pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 400; i++ {
+		c, err := net.Dial("unix", e.control)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	// Every connection was made and the emperor has seen them: the cap
+	// closed idle ones, or (the old code) the accepts failed.
+	waitFor(t, hang, "the emperor to meet the flood", func() bool {
+		l := e.log.String()
+		return strings.Contains(l, "control connections at the limit") || strings.Contains(l, "too many open files")
+	})
+	e.install("afterflood", "[uwsgi]\nattach-daemon = exec sleep 100000\n")
+	e.waitState("afterflood", "running", hang)
+	// And after the flood, the vassal keeps running, status answers.
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	e.waitState("afterflood", "running", hang)
+}
+
+// A vassal file whose if-exists looks into a FUSE mount whose daemon is
+// stopped (SIGSTOP) fails after the check timeout with an error that says
+// so; every other file is still handled, status answers, SIGTERM stops the
+// emperor at once, and `emperor check` gives up on the file at its timeout
+// and honours SIGTERM. The old emperor blocked its whole loop in the stat:
+// no other file was handled and SIGTERM was ignored.
+func TestHungMountDoesNotWedge(t *testing.T) {
+	requireRoot(t)
+	requireBinary(t, "fuse-zip", "fusermount3")
+	// Two hung mounts: one for the emperor, one for emperor check. Without
+	// FUSE_PARALLEL_DIROPS (fuse-zip) the kernel serializes lookups in a
+	// directory with a mutex, and a process queued behind another's stuck
+	// lookup cannot be killed, not even by SIGKILL, until that one ends.
+	mnt := hungMount(t)
+	checkMnt := hungMount(t)
+	e := startEmperorCmd(t, nil)
+	// Each process looks up a name of its own: a second lookup of a name
+	// whose lookup is stuck waits for it in the kernel uninterruptibly
+	// (d_wait_lookup), and even SIGKILL could not end that process.
+	hung := func(mnt, name string) string {
+		return "[uwsgi]\nif-exists = " + mnt + "/" + name + "\nattach-daemon = exec sleep 100000\nendif =\n"
+	}
+	e.install("hung", hung(mnt, "never-looked-up"))
+	// The fault for certain: a thread of the emperor waits in a stat of
+	// the mount.
+	waitFor(t, hang, "a stat of the emperor blocked in the mount", func() bool { return inStat(e.cmd.Process.Pid) })
+	e.install("other", "[uwsgi]\nattach-daemon = exec sleep 100000\n")
+	e.waitState("other", "running", hang)
+	v := e.waitState("hung", "failed-config", hang)
+	if !strings.Contains(v.ConfigError, "hung.ini: the check of this file did not finish within 10s") {
+		t.Fatalf("config error %q", v.ConfigError)
+	}
+
+	// emperor check gives up at its timeout...
+	checkFile := func(name string) string {
+		p := filepath.Join(t.TempDir(), "hung.ini")
+		if err := os.WriteFile(p, []byte(hung(checkMnt, name)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var out bytes.Buffer
+	chk := exec.Command(emperorBin, "check", "--timeout", "2s", checkFile("check-one"))
+	chk.Stdout, chk.Stderr = &out, &out
+	err := runBounded(t, chk, nil)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(out.String(), "hung.ini: the check did not finish within 2s") {
+		t.Fatalf("emperor check: %v\n%s", err, out.String())
+	}
+	// ...and honours SIGTERM while the check is stuck.
+	chk = exec.Command(emperorBin, "check", "--timeout", "1h", checkFile("check-two"))
+	runBounded(t, chk, func() {
+		waitFor(t, hang, "emperor check blocked in the mount", func() bool { return inStat(chk.Process.Pid) })
+		chk.Process.Signal(syscall.SIGTERM)
+	})
+
+	if code := e.stop(); code != 0 {
+		t.Fatalf("the emperor exited %d after SIGTERM (-1: killed after 30 s)", code)
+	}
+}
+
+// hungMount mounts a fuse-zip and stops its daemon (SIGSTOP): every lookup
+// in it blocks. The cleanup, registered before the test starts an emperor
+// and so run after the emperor's own, lets the daemon go on and unmounts.
+func hungMount(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	zipPath := filepath.Join(dir, "app.zip")
+	writeZip(t, zipPath, map[string]string{"hello.txt": "hello\n"})
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fz := exec.Command("fuse-zip", "-f", "-r", zipPath, mnt)
+	if err := fz.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		fz.Process.Signal(syscall.SIGCONT)
+		exec.Command("fusermount3", "-u", mnt).Run()
+		fz.Process.Kill()
+		fz.Wait()
+	})
+	waitFor(t, hang, "the fuse-zip mount", func() bool { return len(mountSeenAnywhere(mnt)) > 0 })
+	if err := fz.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, hang, "fuse-zip to be stopped", func() bool {
+		p, ok := readProc(fz.Process.Pid)
+		return ok && strings.HasPrefix(p.state, "T")
+	})
+	return mnt
+}
+
+// runBounded runs cmd, calling during (if not nil) once it has started, and
+// fails the test if it has not exited within hang.
+func runBounded(t *testing.T, cmd *exec.Cmd, during func()) error {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if during != nil {
+		during()
+	}
+	select {
+	case err := <-exited:
+		return err
+	case <-time.After(hang):
+		cmd.Process.Kill()
+		t.Fatalf("%v did not exit", cmd.Args)
+		return nil
+	}
+}
+
+// inStat says whether a thread of pid is in a stat system call.
+func inStat(pid int) bool {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, task.Name()))
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 && (f[0] == strconv.Itoa(unix.SYS_NEWFSTATAT) || f[0] == strconv.Itoa(unix.SYS_STATX)) {
+			return true
+		}
+	}
+	return false
 }

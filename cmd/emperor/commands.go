@@ -100,14 +100,20 @@ a touched file reloads it in place, a deleted file stops it without a trace.`,
 }
 
 func newCheck(stdout io.Writer) *cobra.Command {
-	return &cobra.Command{
+	var timeout time.Duration
+	cmd := &cobra.Command{
 		Use:   "check FILE...",
 		Short: "Validate vassal files; prints file:line: message for every problem",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
 			bad := 0
 			for _, path := range files {
-				diags := checkFile(path)
+				diags, err := checkBounded(ctx, path, timeout)
+				if err != nil {
+					return err
+				}
 				for _, d := range diags {
 					fmt.Fprintln(stdout, d.String())
 					if !d.Warning {
@@ -121,6 +127,8 @@ func newCheck(stdout io.Writer) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().DurationVar(&timeout, "timeout", emperor.DefaultCheckTimeout, "give up on a file whose check takes longer (a path into a hung mount)")
+	return cmd
 }
 
 // checkFile validates a vassal file exactly as the emperor does before it
