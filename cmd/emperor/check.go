@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/emperor-dev/emperor/vassalfile"
@@ -26,4 +28,10 @@ func checkBounded(ctx context.Context, path string, timeout time.Duration) ([]va
 	case <-ctx.Done():
 		return nil, fmt.Errorf("check of %s interrupted", path)
 	}
+}
+
+// interruptContext ends at SIGTERM or SIGINT: `emperor check` stops at
+// once, even with a check stuck in a hung mount.
+func interruptContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 }

@@ -106,7 +106,7 @@ func newCheck(stdout io.Writer) *cobra.Command {
 		Short: "Validate vassal files; prints file:line: message for every problem",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			ctx, stop := interruptContext()
 			defer stop()
 			bad := 0
 			for _, path := range files {
