@@ -129,7 +129,8 @@ func TestBadValuesFailConfig(t *testing.T) {
 		waitFor(t, time.Minute, c.name+" checked", func() bool {
 			var ok bool
 			v, ok = e.vassal(c.name)
-			return ok && v.State != ""
+			// Settled: a file still being checked shows as starting.
+			return ok && v.State != "" && v.State != "starting"
 		})
 		if v.State != "failed-config" || v.PID != 0 || v.Restarts != 0 {
 			t.Errorf("%s (%q): state %s, pid %d, restarts %d, want failed-config and nothing spawned", c.name, c.line, v.State, v.PID, v.Restarts)
@@ -235,7 +236,7 @@ func TestExpansionBombsBoundedRSS(t *testing.T) {
 	for _, c := range cases {
 		var v control.VassalStatus
 		waitFor(t, time.Minute, c.name+" checked", func() bool {
-			resp, err := control.Call(e.control, control.Request{Cmd: "status"}, 5*time.Second)
+			resp, err := control.Call(e.control, control.Request{Cmd: "status"}, hangTimeout)
 			if p := peak.Load(); p > base+bound {
 				t.Fatalf("the emperor's RSS went from %d MiB to %d MiB (the test killed it there)", base>>20, p>>20)
 			}
@@ -247,7 +248,8 @@ func TestExpansionBombsBoundedRSS(t *testing.T) {
 					v = s
 				}
 			}
-			return v.State != ""
+			// Settled: a file still being checked shows as starting.
+			return v.State != "" && v.State != "starting"
 		})
 		if v.State != "failed-config" || !strings.Contains(v.ConfigError, paths[c.name]+c.want) {
 			t.Errorf("%s: state %s, error %q, want failed-config and %q", c.name, v.State, v.ConfigError, paths[c.name]+c.want)
