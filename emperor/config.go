@@ -7,7 +7,6 @@ package emperor
 import (
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/emperor-dev/emperor/reexec"
@@ -63,8 +62,8 @@ func DefaultConfig() Config {
 		MaxThrottle:     restart.DefaultMaxThrottle,
 		RestartBurst:    restart.DefaultBurst,
 		RestartHalfLife: restart.DefaultHalfLife,
-		Rescan:          3 * time.Second,
-		Mercy:           30 * time.Second,
+		Rescan:          vassalfile.DefaultOf[time.Duration]("emperor-freq"),
+		Mercy:           vassalfile.DefaultOf[time.Duration]("reload-mercy"),
 	}
 }
 
@@ -85,19 +84,13 @@ func (c *Config) LoadFile(path string) error {
 		return err
 	}
 	next := *c
-	var errs vassalfile.Errors
 	warnings := f.Warnings
 	for _, e := range f.Entries {
 		if e.Key == "emperor-healthy-time" {
 			warnings = append(warnings, vassalfile.Diag{File: path, Line: e.Line, Message: HealthyTimeWarning, Warning: true})
 			continue
 		}
-		if err := next.apply(e); err != nil {
-			errs = append(errs, vassalfile.Diag{File: path, Line: e.Line, Message: fmt.Sprintf("%s: %v", e.Key, err)})
-		}
-	}
-	if len(errs) > 0 {
-		return errs
+		next.apply(e)
 	}
 	if next.MaxThrottle < next.Throttle {
 		line := 0
@@ -119,46 +112,37 @@ func (c *Config) LoadFile(path string) error {
 // policy of package restart replaced: files that set it keep working.
 const HealthyTimeWarning = "emperor-healthy-time is no longer used and is ignored: a vassal that became ready is restarted at once for its first emperor-restart-burst failures, counted with a decay of emperor-restart-half-life (see docs/emperor.md, Restart policy)"
 
-func (c *Config) apply(e vassalfile.Entry) error {
-	var err error
+// apply sets one option from its value, parsed and range-checked once by
+// the parser.
+func (c *Config) apply(e vassalfile.Entry) {
 	switch e.Key {
 	case "emperor":
 		c.VassalsDir = e.Value
 	case "emperor-use-clone":
-		c.Namespaces, err = vassalfile.ParseCloneFlags(e.Value)
+		c.Namespaces = e.Val.(reexec.Namespaces)
 	case "emperor-throttle":
-		c.Throttle, err = vassalfile.ParseDuration(e.Value, time.Millisecond)
+		c.Throttle = e.Val.(time.Duration)
 	case "emperor-max-throttle":
-		c.MaxThrottle, err = vassalfile.ParseDuration(e.Value, time.Millisecond)
+		c.MaxThrottle = e.Val.(time.Duration)
 	case "emperor-restart-burst":
-		c.RestartBurst, err = strconv.Atoi(e.Value)
-		if err == nil && c.RestartBurst < 0 {
-			err = fmt.Errorf("must be 0 or more")
-		}
+		c.RestartBurst = e.Val.(int)
 	case "emperor-restart-half-life":
-		c.RestartHalfLife, err = vassalfile.ParseDuration(e.Value, time.Second)
-		if err == nil && c.RestartHalfLife < 0 {
-			err = fmt.Errorf("must be 0 or more")
-		}
+		c.RestartHalfLife = e.Val.(time.Duration)
 	case "emperor-freq":
-		c.Rescan, err = vassalfile.ParseDuration(e.Value, time.Second)
-		if err == nil && c.Rescan <= 0 {
-			err = fmt.Errorf("must be above 0")
-		}
+		c.Rescan = e.Val.(time.Duration)
 	case "reload-mercy":
-		c.Mercy, err = vassalfile.ParseDuration(e.Value, time.Second)
+		c.Mercy = e.Val.(time.Duration)
 	}
-	return err
 }
 
 // normalize fills what a Config built by hand (not by DefaultConfig) may
 // have left zero.
 func (c *Config) normalize() {
 	if c.Rescan <= 0 {
-		c.Rescan = 3 * time.Second
+		c.Rescan = vassalfile.DefaultOf[time.Duration]("emperor-freq")
 	}
 	if c.Mercy <= 0 {
-		c.Mercy = 30 * time.Second
+		c.Mercy = vassalfile.DefaultOf[time.Duration]("reload-mercy")
 	}
 	if c.MaxThrottle < c.Throttle {
 		c.MaxThrottle = c.Throttle

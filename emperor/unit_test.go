@@ -69,7 +69,7 @@ func TestConfigErrorsNameFileAndLineAndApplyNothing(t *testing.T) {
 	cases := map[string]string{
 		"[uwsgi]\nemperor-use-clone = fs,bogus\n":                              ":2: ",
 		"[uwsgi]\nemperor-throttle = soon\n":                                   ":2: ",
-		"[uwsgi]\nemperor-restart-burst = -1\n":                                ":2: emperor-restart-burst: must be 0 or more",
+		"[uwsgi]\nemperor-restart-burst = -1\n":                                ":2: emperor-restart-burst: \"-1\" is not a count from 0 to 1000",
 		"[uwsgi]\nemperor-restart-burst = many\n":                              ":2: ",
 		"[uwsgi]\nemperor-restart-half-life = -5\n":                            ":2: emperor-restart-half-life: ",
 		"[uwsgi]\nattach-daemon = sleep 1\n":                                   "belongs in a vassal file",

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/gfapi"
+	"github.com/emperor-dev/emperor/vassalfile"
 )
 
 // GlusterServer is one volfile server: tcp host:port, or a unix socket.
@@ -79,7 +80,7 @@ const glusterLogLevel = 4 // GF_LOG_ERROR: libgfapi's own errors only
 // requests get 503 with Retry-After.
 func NewGluster(cfg GlusterConfig, log *slog.Logger, onState func(state, detail string)) *Gluster {
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+		cfg.Timeout = vassalfile.DefaultOf[time.Duration]("glusterfs-timeout")
 	}
 	g := &Gluster{cfg: cfg, log: log.With("volume", cfg.Volume), onState: onState, creds: cfg.Creds,
 		perms: dirPerms{m: map[string]dirPerm{}}, redial: make(chan struct{}, 1), stop: make(chan struct{}),

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/emperor-dev/emperor/vassalfile"
 )
 
 const (
@@ -42,7 +44,7 @@ type Mount struct {
 // Config configures a Server.
 type Config struct {
 	Mounts  []Mount
-	Threads int           // requests in flight; 0 = 64
+	Threads int           // requests in flight; 0 = the threads option's default
 	Wait    time.Duration // longest wait for a free thread before 503
 	Cache   CacheConfig
 	Log     *slog.Logger // access log; nil = off (disable-logging)
@@ -61,10 +63,10 @@ type Server struct {
 // and "/bar" work beside "/" without a front router setting SCRIPT_NAME.
 func New(cfg Config) *Server {
 	if cfg.Threads <= 0 {
-		cfg.Threads = 64
+		cfg.Threads = vassalfile.DefaultOf[int]("threads")
 	}
 	if cfg.Wait <= 0 {
-		cfg.Wait = 10 * time.Second
+		cfg.Wait = vassalfile.DefaultOf[time.Duration]("glusterfs-timeout")
 	}
 	ms := append([]Mount(nil), cfg.Mounts...)
 	for i := range ms {

@@ -107,7 +107,7 @@ func Main(args []string) int {
 		failed: make(chan error, 1),
 	}
 	if v.mercy <= 0 {
-		v.mercy = 30 * time.Second
+		v.mercy = vassalfile.DefaultOf[time.Duration]("reload-mercy")
 	}
 	v.policy = restart.Default()
 	if start.Policy != nil {

@@ -67,8 +67,11 @@ type Option struct {
 	Aliases []string
 	Scope   Scope
 	Kind    Kind
-	List    bool   // repeated keys append; otherwise the last value wins
-	Default string // as documented
+	List    bool // repeated keys append; otherwise the last value wins
+	// Default is the documented default. Unless it is a note in parentheses
+	// ("(none)"), it is parsed like a value at registration, and that typed
+	// value is the default every consumer reads (DefaultOf): one place.
+	Default string
 	Doc     string
 	UWSGI   string // how it differs from uWSGI, or "same"
 	// Restart is true when a change to the option cannot be applied by an
@@ -78,10 +81,76 @@ type Option struct {
 	// option has a range, so that 0, nan, inf and absurd values are errors
 	// naming the line, not a PID 1 that panics or never starts.
 	Min, Max time.Duration
+	// Parse reads a value into its typed form; the parser calls it once per
+	// value and keeps the result in Entry.Val. Nil: the Kind's parser (int,
+	// bool, time.Duration in its range, or the string itself).
+	Parse func(string) (any, error)
+	// Validate is an extra check of the value as written.
 	Validate func(string) error
 	// Group names a family of options documented as one row (the hook
 	// options: hook-, exec-, mount-, umount- for each phase).
 	Group string
+
+	def any // the typed Default
+}
+
+// parse reads v as this option's typed value, with every check the option
+// has.
+func (o *Option) parse(v string) (any, error) {
+	var val any = v
+	var err error
+	switch {
+	case o.Parse != nil:
+		val, err = o.Parse(v)
+	case o.Kind == KindInt:
+		val, err = strconv.Atoi(v)
+		if err != nil {
+			err = fmt.Errorf("%s is not an integer", QuoteValue(v))
+		}
+	case o.Kind == KindBool:
+		val, err = ParseBool(v)
+	case o.Kind == KindMillis || o.Kind == KindSeconds:
+		var d time.Duration
+		if d, err = ParseDuration(v, o.Kind.unit()); err == nil {
+			err = o.checkRange(d)
+		}
+		val = d
+	}
+	if err == nil && o.Validate != nil {
+		err = o.Validate(v)
+	}
+	return val, err
+}
+
+// millis and seconds write a default kept in another package (the restart
+// policy's) the way the registry documents it.
+func millis(d time.Duration) string  { return strconv.FormatInt(d.Milliseconds(), 10) }
+func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
+
+// intRange parses an integer from lo to hi.
+func intRange(lo, hi int) func(string) (any, error) {
+	return func(v string) (any, error) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return nil, fmt.Errorf("%s is not a count from %d to %d", QuoteValue(v), lo, hi)
+		}
+		return n, nil
+	}
+}
+
+// DefaultOf returns the typed default of option name: the registry's
+// Default, parsed once. It panics on an unknown name or a wrong type, which
+// are programming errors a test catches.
+func DefaultOf[T any](name string) T {
+	o, ok := registry[name]
+	if !ok {
+		panic("vassalfile: DefaultOf unknown option " + name)
+	}
+	if o.def == nil {
+		var zero T
+		return zero
+	}
+	return o.def.(T)
 }
 
 var registry = map[string]*Option{}
@@ -91,6 +160,13 @@ func register(opts ...*Option) {
 	for _, o := range opts {
 		if _, dup := canonical[o.Name]; dup {
 			panic("vassalfile: option registered twice: " + o.Name)
+		}
+		if o.Default != "" && o.Default != "-" && !strings.HasPrefix(o.Default, "(") && o.Kind != KindIgnored {
+			d, err := o.parse(o.Default)
+			if err != nil {
+				panic("vassalfile: default of " + o.Name + ": " + err.Error())
+			}
+			o.def = d
 		}
 		registry[o.Name] = o
 		canonical[o.Name] = o.Name
@@ -142,13 +218,6 @@ var ignoredOptions = []string{
 	"memory-report", "lazy-apps", "single-interpreter", "harakiri", "max-requests",
 	"buffer-size", "post-buffering", "thunder-lock", "auto-procname", "procname-prefix",
 	"procname-prefix-spaced", "procname", "log-date", "logdate", "pidfile", "pidfile2",
-}
-
-func validateInt(v string) error {
-	if _, err := strconv.Atoi(v); err != nil {
-		return fmt.Errorf("%s is not an integer", QuoteValue(v))
-	}
-	return nil
 }
 
 // ParseBool reads uWSGI's boolean spellings. An empty value means true, as a
@@ -246,12 +315,13 @@ func validateNotEmpty(v string) error {
 	return nil
 }
 
-func validateSmartDaemon(v string) error {
+// parseSmartDaemon reads smart-attach-daemon's PIDFILE COMMAND.
+func parseSmartDaemon(v string) (any, error) {
 	pid, cmd, ok := strings.Cut(strings.TrimSpace(v), " ")
 	if !ok || pid == "" || strings.TrimSpace(cmd) == "" {
-		return fmt.Errorf("smart-attach-daemon wants PIDFILE COMMAND, got %s", QuoteValue(v))
+		return nil, fmt.Errorf("smart-attach-daemon wants PIDFILE COMMAND, got %s", QuoteValue(v))
 	}
-	return nil
+	return Daemon{Command: strings.TrimSpace(cmd), Pidfile: pid, Smart: true}, nil
 }
 
 func validateSocket(v string) error {
@@ -269,10 +339,7 @@ func validateSocket(v string) error {
 	return nil
 }
 
-func validateClone(v string) error {
-	_, err := ParseCloneFlags(v)
-	return err
-}
+func parseClone(v string) (any, error) { return ParseCloneFlags(v) }
 
 func validateUser(v string) error {
 	if strings.TrimSpace(v) == "" {
@@ -311,7 +378,7 @@ func init() {
 			Doc:   "Command run as /bin/sh -c would run it, as the vassal's user, in the foreground; respawned when it dies, restarted on reload; output logged with the vassal's name. A command of plain words whose program is found is exec'd directly, without a shell process; anything with quotes, $, globs, redirections, pipes or builtins goes through /bin/sh -c.",
 			UWSGI: "Respawns follow the emperor's restart policy (emperor-restart-burst, emperor-throttle; a daemon counts as ready once it has run 1 s) instead of uWSGI's fixed 10 tries."},
 		&Option{Name: "smart-attach-daemon", Scope: ScopeVassal, Kind: KindString, List: true,
-			Validate: validateSmartDaemon, Default: "(none)",
+			Parse: parseSmartDaemon, Default: "(none)",
 			Doc:   "PIDFILE COMMAND: a daemon that backgrounds itself and writes PIDFILE. It is watched through the pidfile, respawned when that pid is gone, and kept across reloads.",
 			UWSGI: "same"},
 		&Option{Name: "shared-socket", Scope: ScopeVassal, Kind: KindString, List: true, Restart: true,
@@ -321,7 +388,7 @@ func init() {
 		&Option{Name: "reload-mercy", Scope: ScopeVassal | ScopeEmperor, Kind: KindSeconds, Min: time.Millisecond, Max: time.Hour, Default: "30",
 			Doc:   "How long a vassal's daemons get after SIGTERM before SIGKILL, on stop and on reload. The emperor SIGKILLs a stopping vassal's PID 1 (and so its namespace) 2 s after that, which leaves time for the as-user-atexit hooks.",
 			UWSGI: "Also accepts Go durations (500ms)."},
-		&Option{Name: "unshare", Scope: ScopeVassal, Kind: KindString, Restart: true, Validate: validateClone,
+		&Option{Name: "unshare", Scope: ScopeVassal, Kind: KindString, Restart: true, Parse: parseClone,
 			Default: "(none)",
 			Doc:     "Extra namespaces for this vassal on top of emperor-use-clone (fs, pid, uts, ipc, net).",
 			UWSGI:   "The emperor creates them at clone time, so pid works here too."},
@@ -334,20 +401,20 @@ func init() {
 			Default: "(required, or --vassals)",
 			Doc:     "Directory of vassal files (*.ini) to watch.",
 			UWSGI:   "Only a directory; uWSGI's glob and imperial monitors are not supported."},
-		&Option{Name: "emperor-use-clone", Scope: ScopeEmperor, Kind: KindString, Validate: validateClone,
+		&Option{Name: "emperor-use-clone", Scope: ScopeEmperor, Kind: KindString, Parse: parseClone,
 			Default: "fs,pid",
 			Doc:     "Namespaces each vassal gets: fs|mount|mnt|ns, pid, uts, ipc, net, comma separated; none for no isolation.",
 			UWSGI:   "uWSGI's default is no namespaces; ours is fs,pid."},
-		&Option{Name: "emperor-throttle", Scope: ScopeEmperor, Kind: KindMillis, Min: time.Millisecond, Max: time.Hour, Default: strconv.FormatInt(restart.DefaultThrottle.Milliseconds(), 10),
+		&Option{Name: "emperor-throttle", Scope: ScopeEmperor, Kind: KindMillis, Min: time.Millisecond, Max: time.Hour, Default: millis(restart.DefaultThrottle),
 			Doc:   "First backoff step of the restart policy (vassals and their attached daemons): the wait after the second failure in a row of a run that never became ready, or after the first failure above emperor-restart-burst. Doubles with each further failure, up to emperor-max-throttle.",
 			UWSGI: "Same unit (ms). uWSGI throttles every respawn of a vassal that lived less than a few seconds; here a vassal that became ready is restarted at once for its first failures (emperor-restart-burst)."},
-		&Option{Name: "emperor-max-throttle", Scope: ScopeEmperor, Kind: KindMillis, Min: time.Millisecond, Max: 24 * time.Hour, Default: strconv.FormatInt(restart.DefaultMaxThrottle.Milliseconds(), 10),
+		&Option{Name: "emperor-max-throttle", Scope: ScopeEmperor, Kind: KindMillis, Min: time.Millisecond, Max: 24 * time.Hour, Default: millis(restart.DefaultMaxThrottle),
 			Doc:   "Cap on the backoff.",
 			UWSGI: "same"},
-		&Option{Name: "emperor-restart-burst", Scope: ScopeEmperor, Kind: KindInt, Default: strconv.Itoa(restart.DefaultBurst),
+		&Option{Name: "emperor-restart-burst", Scope: ScopeEmperor, Kind: KindInt, Parse: intRange(0, 1000), Default: strconv.Itoa(restart.DefaultBurst),
 			Doc:   "A vassal or attached daemon that became ready is restarted at once while its failure count (this failure included) is at most this; above it the wait is emperor-throttle × 2ⁿ, n+1 being how far the count is above the burst. 0 backs off from the first failure.",
 			UWSGI: "Ours, not in uWSGI (after systemd's StartLimitBurst)."},
-		&Option{Name: "emperor-restart-half-life", Scope: ScopeEmperor, Kind: KindSeconds, Min: 0, Max: 24 * time.Hour, Default: strconv.Itoa(int(restart.DefaultHalfLife / time.Second)),
+		&Option{Name: "emperor-restart-half-life", Scope: ScopeEmperor, Kind: KindSeconds, Min: 0, Max: 24 * time.Hour, Default: seconds(restart.DefaultHalfLife),
 			Doc:   "The failure count decays: it halves for every this much time the vassal or daemon runs (time waiting in backoff does not count). 0 forgets past failures as soon as a run lasts any time.",
 			UWSGI: "Ours, not in uWSGI (after suture's decaying failure count)."},
 		&Option{Name: "emperor-healthy-time", Scope: ScopeEmperor, Kind: KindSeconds, Min: 0, Max: 24 * time.Hour, Default: "-",

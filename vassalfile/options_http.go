@@ -100,12 +100,11 @@ func parseGlusterServer(s string) (GlusterServer, error) {
 	return GlusterServer{Transport: "tcp", Host: host, Port: p}, nil
 }
 
-func validateGlusterMount(v string) error {
+func parseGlusterMount(v string) (any, error) {
 	if !glusterBuilt {
-		return fmt.Errorf("this emperor was built without GlusterFS support (-tags nogluster); rebuild with libgfapi (make deps build)")
+		return nil, fmt.Errorf("this emperor was built without GlusterFS support (-tags nogluster); rebuild with libgfapi (make deps build)")
 	}
-	_, err := ParseGlusterMount(v)
-	return err
+	return ParseGlusterMount(v)
 }
 
 // ParseStaticMap reads "/prefix=/dir".
@@ -117,19 +116,11 @@ func ParseStaticMap(v string) (StaticMap, error) {
 	return StaticMap{Prefix: "/" + strings.Trim(prefix, "/"), Dir: dir}, nil
 }
 
-func validateStaticMap(v string) error { _, err := ParseStaticMap(v); return err }
+func parseStaticMap(v string) (any, error) { return ParseStaticMap(v) }
 
 func validateModifier1(v string) error {
 	if strings.TrimSpace(v) != "27" {
 		return fmt.Errorf("modifier1 %s selects a uWSGI request plugin this emperor does not embed; only 27 (glusterfs, static files) is served here", v)
-	}
-	return nil
-}
-
-func validatePositive(v string) error {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 100000 {
-		return fmt.Errorf("%s is not a count from 1 to 100000", QuoteValue(v))
 	}
 	return nil
 }
@@ -153,7 +144,7 @@ func ParseSize(v string) (int64, error) {
 	return n * mult, nil
 }
 
-func validateSize(v string) error { _, err := ParseSize(v); return err }
+func parseSize(v string) (any, error) { return ParseSize(v) }
 
 func init() {
 	register(
@@ -164,16 +155,16 @@ func init() {
 		&Option{Name: "http-socket-modifier1", Scope: ScopeVassal, Kind: KindInt, Validate: validateModifier1, Default: "27",
 			Doc:   "Accepted for uWSGI compatibility: 27 (glusterfs) is the only handler. Any other value is an error.",
 			UWSGI: "uWSGI routes to the plugin with this number; here the file server is the only one."},
-		&Option{Name: "threads", Scope: ScopeVassal, Kind: KindInt, Validate: validatePositive, Default: "64",
+		&Option{Name: "threads", Scope: ScopeVassal, Kind: KindInt, Parse: intRange(1, 100000), Default: "64",
 			Doc:   "Requests in flight at once, and with them concurrent libgfapi calls (each blocking cgo call pins an OS thread). More wait, up to glusterfs-timeout, then get 503.",
 			UWSGI: "Goroutines, not OS threads per worker; the default is 64, not 1."},
-		&Option{Name: "glusterfs-mount", Scope: ScopeVassal, Kind: KindString, List: true, Validate: validateGlusterMount, Default: "(none)",
+		&Option{Name: "glusterfs-mount", Scope: ScopeVassal, Kind: KindString, List: true, Parse: parseGlusterMount, Default: "(none)",
 			Doc:   "mountpoint=/PREFIX,volume=NAME,server=HOST:PORT;HOST:PORT (or servers=, or volfile=PATH). Serves a GlusterFS volume through libgfapi under the URL prefix. Port 0 is 24007; a server without a colon is a unix socket. Every server is given to libgfapi before one glfs_init, which runs in the background with retry (503 until connected).",
 			UWSGI: "Mounts are chosen by the longest URL prefix, no SCRIPT_NAME needed; failover order fixed; Range, conditional requests, directories and 405 done right."},
 		&Option{Name: "glusterfs-timeout", Scope: ScopeVassal, Kind: KindSeconds, Min: time.Millisecond, Max: time.Hour, Default: "10",
 			Doc:   "Longest time a request waits on the volume (or for a free thread): past it, 503.",
 			UWSGI: "uWSGI applies it only in async mode; here to every call."},
-		&Option{Name: "static-map", Scope: ScopeVassal, Kind: KindString, List: true, Validate: validateStaticMap, Default: "(none)",
+		&Option{Name: "static-map", Scope: ScopeVassal, Kind: KindString, List: true, Parse: parseStaticMap, Default: "(none)",
 			Doc:   "/PREFIX=/DIR serves a local folder under the URL prefix. Symlinks may not lead outside DIR (kernel-enforced, openat2 RESOLVE_BENEATH) unless into a static-safe folder.",
 			UWSGI: "A miss is a 404 (there is no app to fall through to)."},
 		&Option{Name: "static-index", Scope: ScopeVassal, Kind: KindString, List: true, Validate: validateNotEmpty, Default: "index.html",
@@ -188,10 +179,10 @@ func init() {
 		&Option{Name: "static-cache-ttl", Scope: ScopeVassal, Kind: KindSeconds, Min: 0, Max: 24 * time.Hour, Default: "1",
 			Doc:   "How long a cached entry is served before one stat revalidates it (a changed mtime, size or inode drops it). 0 turns the cache off. See docs/serving.md for the consistency this gives.",
 			UWSGI: "Not in uWSGI's glusterfs plugin."},
-		&Option{Name: "static-cache-max-file", Scope: ScopeVassal, Kind: KindString, Validate: validateSize, Default: "16M",
+		&Option{Name: "static-cache-max-file", Scope: ScopeVassal, Kind: KindString, Parse: parseSize, Default: "16M",
 			Doc:   "Largest file whose content is cached; larger files cache metadata and an open handle.",
 			UWSGI: "Not in uWSGI's glusterfs plugin."},
-		&Option{Name: "static-cache-size", Scope: ScopeVassal, Kind: KindString, Validate: validateSize, Default: "256M",
+		&Option{Name: "static-cache-size", Scope: ScopeVassal, Kind: KindString, Parse: parseSize, Default: "256M",
 			Doc:   "Cap on cached content; least recently used entries go first.",
 			UWSGI: "Not in uWSGI's glusterfs plugin."},
 		&Option{Name: "disable-logging", Scope: ScopeVassal, Kind: KindBool, Default: "false",

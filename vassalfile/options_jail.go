@@ -17,15 +17,13 @@ type hookOption struct {
 
 var hookOptions = map[string]hookOption{}
 
-func hookValidator(ho hookOption) func(string) error {
-	return func(v string) error {
-		var err error
+// hookParser reads a hook option's value; Decode sets the hook's line.
+func hookParser(ho hookOption) func(string) (any, error) {
+	return func(v string) (any, error) {
 		if ho.family == hooks.FamilyHook {
-			_, err = hooks.Parse(ho.phase, v, 0)
-		} else {
-			_, err = hooks.ParseFamily(ho.phase, ho.family, v, 0)
+			return hooks.Parse(ho.phase, v, 0)
 		}
-		return err
+		return hooks.ParseFamily(ho.phase, ho.family, v, 0)
 	}
 }
 
@@ -49,7 +47,13 @@ func ParsePivotRoot(v string) (string, string, error) {
 	return nr, old, nil
 }
 
-func validatePivot(v string) error { _, _, err := ParsePivotRoot(v); return err }
+// PivotRoot is pivot_root's NEW OLD.
+type PivotRoot struct{ New, Old string }
+
+func parsePivot(v string) (any, error) {
+	nr, old, err := ParsePivotRoot(v)
+	return PivotRoot{nr, old}, err
+}
 
 func validateAbs(v string) error {
 	if !filepath.IsAbs(v) {
@@ -75,7 +79,7 @@ func init() {
 			ho := hookOption{phase: ph, family: fa.fam}
 			hookOptions[name] = ho
 			register(&Option{Name: name, Scope: ScopeVassal, Kind: KindString, List: true,
-				Validate: hookValidator(ho), Default: "(none)", Group: "hooks",
+				Parse: hookParser(ho), Default: "(none)", Group: "hooks",
 				Doc:   fmt.Sprintf("%s run in the %s phase. See docs/hooks.md.", fa.doc, ph),
 				UWSGI: phaseDiff(ph, fa.fam)})
 		}
@@ -86,7 +90,7 @@ func init() {
 			Doc:     "chroot(2) into DIR after the pre-jail hooks (skipped on reload).",
 			UWSGI:   "same"},
 		&Option{Name: "pivot_root", Aliases: []string{"pivot-root"}, Scope: ScopeVassal, Kind: KindString,
-			Restart: true, Validate: validatePivot, Default: "(none)",
+			Restart: true, Parse: parsePivot, Default: "(none)",
 			Doc:   "NEW OLD: pivot_root(2) to NEW after the pre-jail hooks, with the old root at OLD (a path under NEW). Skipped on reload.",
 			UWSGI: "We make / private first and bind NEW onto itself when it is not a mount point, where uWSGI fails with EINVAL."},
 		&Option{Name: "hook-timeout", Scope: ScopeVassal, Kind: KindSeconds, Min: time.Millisecond, Max: 24 * time.Hour, Default: "60",

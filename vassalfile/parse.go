@@ -41,8 +41,12 @@ var errTooBig = errors.New("expansion of this file is over the limit")
 // Entry is one option as set by the file, after expansion.
 type Entry struct {
 	Key   string // canonical option name
-	Value string
-	Line  int
+	Value string // as written, after expansion
+	// Val is Value parsed once, by the option's parser: an int, bool,
+	// time.Duration, Namespaces, hooks.Hook, GlusterMount, StaticMap,
+	// PivotRoot, Daemon, int64 size, or the string itself.
+	Val  any
+	Line int
 }
 
 // File is a parsed file: its options in file order.
@@ -557,36 +561,20 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 		p.ph[name] = strings.TrimSpace(val)
 		return
 	}
-	if err := checkValue(opt, v); err != nil {
+	if opt.Kind == KindIgnored {
+		p.ph[k] = v
+		p.ph[opt.Name] = v
+		p.warnf(l.line, "%s has no effect under this emperor and is ignored", k)
+		return
+	}
+	val, err := opt.parse(v)
+	if err != nil {
 		p.errorf(l.line, "%s: %v", k, err)
 		return
 	}
 	p.ph[k] = v
 	p.ph[opt.Name] = v
-	if opt.Kind == KindIgnored {
-		p.warnf(l.line, "%s has no effect under this emperor and is ignored", k)
-		return
-	}
-	p.file.Entries = append(p.file.Entries, Entry{Key: opt.Name, Value: v, Line: l.line})
-}
-
-func checkValue(opt *Option, v string) error {
-	var err error
-	switch opt.Kind {
-	case KindInt:
-		err = validateInt(v)
-	case KindBool:
-		_, err = ParseBool(v)
-	case KindMillis, KindSeconds:
-		var d time.Duration
-		if d, err = ParseDuration(v, opt.Kind.unit()); err == nil {
-			err = opt.checkRange(d)
-		}
-	}
-	if err == nil && opt.Validate != nil {
-		err = opt.Validate(v)
-	}
-	return err
+	p.file.Entries = append(p.file.Entries, Entry{Key: opt.Name, Value: v, Val: val, Line: l.line})
 }
 
 // expand replaces magic variables (%n ...), %(option) references and

@@ -69,158 +69,140 @@ func (s *Spec) PhaseHooks(phase hooks.Phase) []hooks.Hook {
 	return out
 }
 
-// Decode turns a parsed vassal file into a Spec. Values were validated by
-// Parse, so this only fails on a file that was not produced by Parse.
+// Decode turns a parsed vassal file into a Spec. Every value was parsed
+// once, by Parse, into its typed form (Entry.Val), and every default comes
+// from the option registry (DefaultOf); Decode only gathers them and checks
+// what involves several options. It fails on a file that was not produced by
+// Parse, and on those cross-option errors.
 func Decode(f *File) (*Spec, error) {
-	s := &Spec{Name: f.Name, Path: f.Path, HookTimeout: 60 * time.Second,
-		CheckInterval: time.Second, CheckTimeout: 3 * time.Second,
-		Threads: 64, GlusterTimeout: 10 * time.Second, CacheTTL: time.Second,
-		CacheMaxFile: 16 << 20, CacheSize: 256 << 20}
-
-	errs := diagList{path: f.Path}
-	bad := func(e Entry, err error) {
-		errs.add(e.Line, fmt.Sprintf("%s: %v", e.Key, err))
+	d := decoder{f: f, errs: diagList{path: f.Path}}
+	s := &Spec{Name: f.Name, Path: f.Path,
+		UID:             last[string](&d, "uid"),
+		GID:             last[string](&d, "gid"),
+		AddGIDs:         all[string](&d, "add-gid"),
+		NoInitgroups:    last[bool](&d, "no-initgroups"),
+		Chdir:           last[string](&d, "chdir"),
+		Env:             all[string](&d, "env"),
+		SharedSockets:   all[string](&d, "shared-socket"),
+		Unshare:         last[reexec.Namespaces](&d, "unshare"),
+		Chroot:          last[string](&d, "chroot"),
+		HookTimeout:     last[time.Duration](&d, "hook-timeout"),
+		MountChecks:     all[string](&d, "mountpoint-check"),
+		CheckInterval:   last[time.Duration](&d, "check-interval"),
+		CheckTimeout:    last[time.Duration](&d, "mountpoint-check-timeout"),
+		HTTPSockets:     all[string](&d, "http-socket"),
+		Threads:         last[int](&d, "threads"),
+		GlusterTimeout:  last[time.Duration](&d, "glusterfs-timeout"),
+		StaticIndex:     all[string](&d, "static-index"),
+		StaticAutoindex: last[bool](&d, "static-autoindex"),
+		StaticSafe:      all[string](&d, "static-safe"),
+		CacheTTL:        last[time.Duration](&d, "static-cache-ttl"),
+		CacheMaxFile:    last[int64](&d, "static-cache-max-file"),
+		CacheSize:       last[int64](&d, "static-cache-size"),
+		DisableLogging:  last[bool](&d, "disable-logging"),
 	}
+	// reload-mercy: 0 in the Spec means the emperor's.
+	if _, ok := f.Last("reload-mercy"); ok {
+		s.ReloadMercy = last[time.Duration](&d, "reload-mercy")
+	}
+	pr := last[PivotRoot](&d, "pivot_root")
+	s.PivotNew, s.PivotOld = pr.New, pr.Old
+	if len(s.StaticIndex) == 0 {
+		s.StaticIndex = []string{DefaultOf[string]("static-index")}
+	}
+	// The options whose order across keys matters: hooks, daemons, mounts.
 	prefixes := map[string]int{}
 	mountAt := func(e Entry, prefix string) {
 		if l, dup := prefixes[prefix]; dup {
-			bad(e, fmt.Errorf("URL prefix %s is already mounted at line %d", prefix, l))
+			d.bad(e, fmt.Errorf("URL prefix %s is already mounted at line %d", prefix, l))
 		}
 		prefixes[prefix] = e.Line
 	}
 	for _, e := range f.Entries {
-		if ho, ok := hookOptions[e.Key]; ok {
-			var h hooks.Hook
-			var err error
-			if ho.family == hooks.FamilyHook {
-				h, err = hooks.Parse(ho.phase, e.Value, e.Line)
-			} else {
-				h, err = hooks.ParseFamily(ho.phase, ho.family, e.Value, e.Line)
+		if _, ok := hookOptions[e.Key]; ok {
+			if h, ok := typed[hooks.Hook](&d, e); ok {
+				h.Line = e.Line
+				s.Hooks = append(s.Hooks, h)
 			}
-			if err != nil {
-				bad(e, err)
-			}
-			s.Hooks = append(s.Hooks, h)
 			continue
 		}
 		switch e.Key {
-		case "uid":
-			s.UID = e.Value
-		case "gid":
-			s.GID = e.Value
-		case "add-gid":
-			s.AddGIDs = append(s.AddGIDs, e.Value)
-		case "no-initgroups":
-			b, err := ParseBool(e.Value)
-			if err != nil {
-				bad(e, err)
-			}
-			s.NoInitgroups = b
-		case "chdir":
-			s.Chdir = e.Value
-		case "env":
-			s.Env = append(s.Env, e.Value)
 		case "attach-daemon":
 			s.Daemons = append(s.Daemons, Daemon{Command: e.Value, Line: e.Line})
 		case "smart-attach-daemon":
-			pid, cmd, _ := strings.Cut(strings.TrimSpace(e.Value), " ")
-			s.Daemons = append(s.Daemons, Daemon{Command: strings.TrimSpace(cmd), Pidfile: pid, Smart: true, Line: e.Line})
-		case "shared-socket":
-			s.SharedSockets = append(s.SharedSockets, e.Value)
-		case "reload-mercy":
-			d, err := ParseDuration(e.Value, time.Second)
-			if err != nil {
-				bad(e, err)
+			if dm, ok := typed[Daemon](&d, e); ok {
+				dm.Line = e.Line
+				s.Daemons = append(s.Daemons, dm)
 			}
-			s.ReloadMercy = d
-		case "chroot":
-			s.Chroot = e.Value
-		case "pivot_root":
-			nr, old, err := ParsePivotRoot(e.Value)
-			if err != nil {
-				bad(e, err)
-			}
-			s.PivotNew, s.PivotOld = nr, old
-		case "hook-timeout":
-			s.HookTimeout = mustDuration(e, time.Second, bad)
-		case "mountpoint-check":
-			s.MountChecks = append(s.MountChecks, e.Value)
-		case "check-interval":
-			s.CheckInterval = mustDuration(e, time.Second, bad)
-		case "mountpoint-check-timeout":
-			s.CheckTimeout = mustDuration(e, time.Second, bad)
-		case "http-socket":
-			s.HTTPSockets = append(s.HTTPSockets, e.Value)
-		case "threads":
-			fmt.Sscan(e.Value, &s.Threads)
 		case "glusterfs-mount":
-			m, err := ParseGlusterMount(e.Value)
-			if err != nil {
-				bad(e, err)
-				continue
+			if m, ok := typed[GlusterMount](&d, e); ok {
+				m.Line = e.Line
+				mountAt(e, m.Mountpoint)
+				s.GlusterMounts = append(s.GlusterMounts, m)
 			}
-			m.Line = e.Line
-			mountAt(e, m.Mountpoint)
-			s.GlusterMounts = append(s.GlusterMounts, m)
-		case "glusterfs-timeout":
-			s.GlusterTimeout = mustDuration(e, time.Second, bad)
 		case "static-map":
-			m, err := ParseStaticMap(e.Value)
-			if err != nil {
-				bad(e, err)
-				continue
+			if m, ok := typed[StaticMap](&d, e); ok {
+				m.Line = e.Line
+				mountAt(e, m.Prefix)
+				s.StaticMaps = append(s.StaticMaps, m)
 			}
-			m.Line = e.Line
-			mountAt(e, m.Prefix)
-			s.StaticMaps = append(s.StaticMaps, m)
-		case "static-index":
-			s.StaticIndex = append(s.StaticIndex, e.Value)
-		case "static-autoindex":
-			s.StaticAutoindex, _ = ParseBool(e.Value)
-		case "static-safe":
-			s.StaticSafe = append(s.StaticSafe, e.Value)
-		case "static-cache-ttl":
-			s.CacheTTL = mustDuration(e, time.Second, bad)
-		case "static-cache-max-file":
-			s.CacheMaxFile, _ = ParseSize(e.Value)
-		case "static-cache-size":
-			s.CacheSize, _ = ParseSize(e.Value)
-		case "disable-logging":
-			s.DisableLogging, _ = ParseBool(e.Value)
-		case "unshare":
-			ns, err := ParseCloneFlags(e.Value)
-			if err != nil {
-				bad(e, err)
-			}
-			s.Unshare = ns
 		}
-	}
-	if len(s.StaticIndex) == 0 {
-		s.StaticIndex = []string{"index.html"}
 	}
 	if (len(s.GlusterMounts) > 0 || len(s.StaticMaps) > 0) && len(s.HTTPSockets) == 0 {
 		e, ok := f.Last("glusterfs-mount")
 		if !ok {
 			e, _ = f.Last("static-map")
 		}
-		bad(e, fmt.Errorf("nothing serves this mount: add http-socket = 127.0.0.1:PORT"))
+		d.bad(e, fmt.Errorf("nothing serves this mount: add http-socket = 127.0.0.1:PORT"))
 	}
 	if s.Chroot != "" && s.PivotNew != "" {
 		e, _ := f.Last("chroot")
-		bad(e, fmt.Errorf("chroot and pivot_root cannot both be set"))
+		d.bad(e, fmt.Errorf("chroot and pivot_root cannot both be set"))
 	}
-	if l := errs.done(); len(l) > 0 {
+	if l := d.errs.done(); len(l) > 0 {
 		return nil, Errors(l)
 	}
 	return s, nil
 }
 
-func mustDuration(e Entry, unit time.Duration, bad func(Entry, error)) time.Duration {
-	d, err := ParseDuration(e.Value, unit)
-	if err != nil {
-		bad(e, err)
+// decoder gathers a File's typed values.
+type decoder struct {
+	f    *File
+	errs diagList
+}
+
+func (d *decoder) bad(e Entry, err error) {
+	d.errs.add(e.Line, fmt.Sprintf("%s: %v", e.Key, err))
+}
+
+// typed is an entry's parsed value; an entry that Parse did not produce is
+// an error.
+func typed[T any](d *decoder, e Entry) (T, bool) {
+	v, ok := e.Val.(T)
+	if !ok {
+		d.bad(e, fmt.Errorf("value %s was not parsed (a File must come from Parse)", QuoteValue(e.Value)))
 	}
-	return d
+	return v, ok
+}
+
+// last is the value of the last line of option name, or its default.
+func last[T any](d *decoder, name string) T {
+	if e, ok := d.f.Last(name); ok {
+		v, _ := typed[T](d, e)
+		return v
+	}
+	return DefaultOf[T](name)
+}
+
+// all is the values of every line of a repeatable option, in file order.
+func all[T any](d *decoder, name string) []T {
+	var out []T
+	for _, e := range d.f.All(name) {
+		if v, ok := typed[T](d, e); ok {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // RestartReason compares two parses of one vassal file and says why the
