@@ -3,6 +3,7 @@ package vassal
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/emperor-dev/emperor/userdb"
 	"github.com/emperor-dev/emperor/vassalfile"
@@ -79,6 +80,9 @@ type ComponentError struct {
 func (e *ComponentError) Error() string {
 	if e.Op == "roll back" {
 		return fmt.Sprintf("rolling back %s: %v", e.Component, e.Err)
+	}
+	if msg := e.Err.Error(); strings.HasPrefix(msg, e.Component) {
+		return msg // "mountpoint-check /app: ...", "chdir /x: ..." say it already
 	}
 	return fmt.Sprintf("%s: %v", e.Component, e.Err)
 }

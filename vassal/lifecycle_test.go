@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -209,5 +210,23 @@ func TestComponentOrder(t *testing.T) {
 	}
 	if at("mountpoint-check") != len(names)-1 {
 		t.Fatalf("mountpoint-check is not the first to stop: %v", names)
+	}
+}
+
+// A request on a connection that outlived the file server's stop gets a
+// 503, not a spin on the retired handler.
+func TestServeAfterStopIs503(t *testing.T) {
+	hs := &httpService{}
+	retired := false
+	g := newGeneration(nil, func() { retired = true })
+	hs.gen.Store(g)
+	g.release()
+	if !retired {
+		t.Fatal("the generation was not retired")
+	}
+	rec := httptest.NewRecorder()
+	hs.serveHTTP(rec, httptest.NewRequest("GET", "/x", nil))
+	if rec.Code != 503 {
+		t.Fatalf("got %d", rec.Code)
 	}
 }

@@ -119,6 +119,13 @@ func (hs *httpService) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			g.srv.ServeHTTP(w, r)
 			return
 		}
+		if hs.gen.Load() == g {
+			// Retired and still current: the service has stopped (a
+			// connection that outlived the shutdown's mercy).
+			w.Header().Set("Connection", "close")
+			http.Error(w, "503 service stopping", http.StatusServiceUnavailable)
+			return
+		}
 		// Retired between the load and the acquire: the next one is
 		// already current.
 	}
