@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 )
 
 // RunOne runs the vassal of one file in the foreground, without a vassal
@@ -14,8 +15,8 @@ import (
 // screen.
 func RunOne(ctx context.Context, cfg Config, path string, reload <-chan struct{}) error {
 	cfg.normalize()
-	v, err := LoadVassal(path)
-	if err != nil {
+	v, err := loadBounded(ctx, path, cfg.CheckTimeout)
+	if err != nil || v == nil {
 		return err
 	}
 	exe, err := os.Executable()
@@ -32,14 +33,40 @@ func RunOne(ctx context.Context, cfg Config, path string, reload <-chan struct{}
 			<-s.done
 			return nil
 		case <-reload:
-			nv, err := LoadVassal(path)
-			if err != nil {
+			nv, err := loadBounded(ctx, path, cfg.CheckTimeout)
+			switch {
+			case err != nil:
 				s.post(cmdBroken{err})
-				continue
+			case nv != nil:
+				s.post(cmdUpdate{nv})
 			}
-			s.post(cmdUpdate{nv})
 		case <-s.done:
 			return s.err
 		}
+	}
+}
+
+// loadBounded is LoadVassal off the calling goroutine, given at most
+// timeout (a path into a hung mount blocks its thread for good) and
+// abandoned when ctx ends, with nil and no error.
+func loadBounded(ctx context.Context, path string, timeout time.Duration) (*Loaded, error) {
+	type result struct {
+		v   *Loaded
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := LoadVassal(path)
+		ch <- result{v, err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-t.C:
+		return nil, fmt.Errorf("%s: the check of this file did not finish within %v: a path it looks into may be on a hung mount (if-exists, if-file, if-dir, for-glob, @(file) and uid/gid lookups touch the filesystem)", path, timeout)
+	case <-ctx.Done():
+		return nil, nil
 	}
 }
