@@ -38,7 +38,7 @@ done
 
 # setsid: stress-ng leads a process group of its own, so that stopping it
 # reaches its workers too.
-setsid stress-ng --cpu 2 --timeout 3h --quiet &
+setsid stress-ng --cpu 2 --timeout 3h --quiet >/dev/null 2>&1 &
 stress=$!
 stop_stress() {
 	if [ -n "${stress:-}" ]; then
