@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emperor-dev/emperor/reexec"
 	"github.com/emperor-dev/emperor/restart"
 )
 
@@ -402,7 +403,7 @@ func init() {
 			Doc:     "Directory of vassal files (*.ini) to watch.",
 			UWSGI:   "Only a directory; uWSGI's glob and imperial monitors are not supported."},
 		&Option{Name: "emperor-use-clone", Scope: ScopeEmperor, Kind: KindString, Parse: parseClone,
-			Default: "fs,pid",
+			Default: reexec.DefaultNamespaces.String(),
 			Doc:     "Namespaces each vassal gets: fs|mount|mnt|ns, pid, uts, ipc, net, comma separated; none for no isolation.",
 			UWSGI:   "uWSGI's default is no namespaces; ours is fs,pid."},
 		&Option{Name: "emperor-throttle", Scope: ScopeEmperor, Kind: KindMillis, Min: time.Millisecond, Max: time.Hour, Default: millis(restart.DefaultThrottle),

@@ -176,8 +176,8 @@ func newRun(stderr io.Writer, cfg *emperor.Config) *cobra.Command {
 			return emperor.RunOne(ctx, c, args[0], reload)
 		},
 	}
-	cmd.Flags().StringVar(&clone, "clone", "fs,pid", "namespaces (as emperor-use-clone)")
-	cmd.Flags().DurationVar(&mercy, "mercy", 0, "reload-mercy (default 30s)")
+	cmd.Flags().StringVar(&clone, "clone", reexec.DefaultNamespaces.String(), "namespaces (as emperor-use-clone)")
+	cmd.Flags().DurationVar(&mercy, "mercy", 0, "reload-mercy (default "+vassalfile.FormatDuration(vassalfile.DefaultOf[time.Duration]("reload-mercy"))+")")
 	return cmd
 }
 
