@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/emperor-dev/emperor/cloexec"
 	"golang.org/x/sys/unix"
 )
 
@@ -79,10 +80,17 @@ func (r *Reaper) Subscribe() <-chan int {
 }
 
 // Start forks and execs path with argv and returns its pid and a channel
-// that gets its wait status exactly once.
+// that gets its wait status exactly once. The child gets attr.Files and
+// nothing else: descriptors that C code in PID 1 opened without
+// O_CLOEXEC (libgfapi's sockets and log stream) are marked close-on-exec
+// first. C threads may still open one between that and the fork; the
+// window is the length of one fork.
 func (r *Reaper) Start(path string, argv []string, attr *syscall.ProcAttr) (int, <-chan unix.WaitStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := cloexec.AboveStderr(); err != nil {
+		return 0, nil, &ExecError{Argv: argv, Err: err}
+	}
 	pid, err := syscall.ForkExec(path, argv, attr)
 	if err != nil {
 		return 0, nil, &ExecError{Argv: argv, Err: err}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/emperor-dev/emperor/cloexec"
 	"github.com/emperor-dev/emperor/reexec"
 	"github.com/emperor-dev/emperor/vassal"
 )
@@ -13,7 +14,7 @@ import (
 func main() {
 	// Before anything else, for every entry point: nothing we inherited may
 	// reach a vassal or its tenants.
-	if err := closeInheritedOnExec(); err != nil {
+	if err := cloexec.AboveStderr(); err != nil {
 		fmt.Fprintln(os.Stderr, "emperor: inherited descriptors:", err)
 		os.Exit(1)
 	}

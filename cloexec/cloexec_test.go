@@ -1,4 +1,4 @@
-package main
+package cloexec
 
 import (
 	"testing"
@@ -8,8 +8,8 @@ import (
 
 // Both ways of marking inherited descriptors close-on-exec reach a
 // descriptor opened without O_CLOEXEC, and leave 0-2 alone.
-func TestCloseInheritedOnExec(t *testing.T) {
-	for name, mark := range map[string]func() error{"close_range": closeInheritedOnExec, "/proc/self/fd": cloexecByProc} {
+func TestAboveStderr(t *testing.T) {
+	for name, mark := range map[string]func() error{"close_range": AboveStderr, "/proc/self/fd": byProc} {
 		t.Run(name, func(t *testing.T) {
 			fd, err := unix.Open("/dev/null", unix.O_RDONLY, 0) // no O_CLOEXEC: what we inherit
 			if err != nil {
