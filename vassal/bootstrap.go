@@ -56,6 +56,14 @@ type vassal struct {
 // reexec.InitCommand: the vassal's name, there for ps. Everything else comes
 // in the start message on reexec.ControlFD. It returns the process exit code.
 func Main(args []string) int {
+	// Signals before anything else: a Go PID 1 gets no default action for
+	// TERM/INT/HUP from inside its namespace, and the runtime drops one that
+	// nothing asked for, so a SIGTERM from the emperor that arrived while
+	// this process waited for its start message or set up its namespaces
+	// was lost (the emperor then SIGKILLed it after reload-mercy). From here
+	// on it waits in the channel until the loop takes it.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	// PID 1 mostly waits; one P keeps its threads and memory small when a
 	// host runs hundreds of vassals. (Not via the environment: the tenant's
 	// daemons inherit that.)
@@ -114,7 +122,7 @@ func Main(args []string) int {
 		v.policy = *start.Policy
 	}
 	v.lc = &lifecycle{v: v, comps: v.components()}
-	return v.main(start)
+	return v.main(start, sigs)
 }
 
 // enterNamespaces finishes what the clone flags began, from the set in the
@@ -176,11 +184,7 @@ func (v *vassal) fail(err error) {
 	}
 }
 
-func (v *vassal) main(start control.Message) int {
-	// Signals first: a Go PID 1 gets no default action for TERM/INT/HUP
-	// from inside its namespace, so unhandled they would be ignored.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+func (v *vassal) main(start control.Message, sigs chan os.Signal) int {
 	v.reaper = NewReaper()
 	if !v.pidNS {
 		if err := becomeSubreaper(); err != nil {

@@ -52,12 +52,13 @@ func (l *logBuf) String() string {
 
 // pid1 is a running vassal under test.
 type pid1 struct {
-	t    *testing.T
-	pid  int
-	conn *control.Conn
-	msgs chan control.Message
-	log  *logBuf
-	done chan struct{} // closed when PID 1 has been reaped
+	t      *testing.T
+	pid    int
+	conn   *control.Conn
+	msgs   chan control.Message
+	log    *logBuf
+	done   chan struct{}   // closed when PID 1 has been reaped
+	status unix.WaitStatus // its wait status, once done is closed
 }
 
 // startPID1 runs the test binary as vassal-init for content and waits
@@ -65,6 +66,22 @@ type pid1 struct {
 // reaper tests share this process, and a second waiter would lose the
 // status).
 func startPID1(t *testing.T, content string, edit ...func(*control.Message)) *pid1 {
+	t.Helper()
+	p := spawnPID1(t)
+	start := control.Message{Type: control.MsgStart, Name: "t", Path: filepath.Join(t.TempDir(), "t.ini"), Content: []byte(content), Mercy: 10 * time.Second}
+	for _, e := range edit {
+		e(&start)
+	}
+	if err := p.conn.Send(start); err != nil {
+		t.Fatal(err)
+	}
+	p.await(control.MsgReady, false)
+	return p
+}
+
+// spawnPID1 runs the test binary as vassal-init and returns before the
+// start message is sent.
+func spawnPID1(t *testing.T) *pid1 {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -92,7 +109,7 @@ func startPID1(t *testing.T, content string, edit ...func(*control.Message)) *pi
 		t.Fatal(err)
 	}
 	p := &pid1{t: t, pid: pid, conn: control.NewConn(ours), msgs: make(chan control.Message, 16), log: &logBuf{}, done: make(chan struct{})}
-	go func() { <-exit; close(p.done) }()
+	go func() { p.status = <-exit; close(p.done) }()
 	go func() { io.Copy(p.log, r); r.Close() }()
 	go func() {
 		defer close(p.msgs)
@@ -116,15 +133,6 @@ func startPID1(t *testing.T, content string, edit ...func(*control.Message)) *pi
 			t.Logf("vassal log:\n%s", p.log.String())
 		}
 	})
-	dir := t.TempDir()
-	start := control.Message{Type: control.MsgStart, Name: "t", Path: filepath.Join(dir, "t.ini"), Content: []byte(content), Mercy: 10 * time.Second}
-	for _, e := range edit {
-		e(&start)
-	}
-	if err := p.conn.Send(start); err != nil {
-		t.Fatal(err)
-	}
-	p.await(control.MsgReady, false)
 	return p
 }
 
@@ -311,5 +319,42 @@ func TestPID1LogsInTheEmperorsFormat(t *testing.T) {
 		if !seen[msg] {
 			t.Errorf("no line %q", msg)
 		}
+	}
+}
+
+// A SIGTERM that arrives before the start message is not lost: the vassal
+// stops as soon as it can, by itself. (As PID 1 of a namespace, a signal
+// without a handler is dropped, and the emperor had to SIGKILL the vassal
+// after reload-mercy.) The signal is sent once PID 1 has made its control
+// socket non-blocking, the step right before it waits for the message.
+func TestSIGTERMBeforeStartMessage(t *testing.T) {
+	p := spawnPID1(t)
+	waiting := func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", p.pid, reexec.ControlFD))
+		var flags int
+		for _, l := range strings.Split(string(b), "\n") {
+			fmt.Sscanf(l, "flags: %o", &flags)
+		}
+		return err == nil && flags&unix.O_NONBLOCK != 0
+	}
+	for deadline := time.Now().Add(hang); !waiting(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("PID 1 never made its control socket non-blocking")
+		}
+	}
+	if err := syscall.Kill(p.pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	start := control.Message{Type: control.MsgStart, Name: "t", Path: filepath.Join(t.TempDir(), "t.ini"), Content: []byte("[uwsgi]\nattach-daemon = sleep 100000\n"), Mercy: 10 * time.Second}
+	if err := p.conn.Send(start); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(hang):
+		t.Fatal("the vassal did not stop")
+	}
+	if !p.status.Exited() || p.status.ExitStatus() != 0 || !strings.Contains(p.log.String(), "stopping") {
+		t.Fatalf("the vassal ended with %v, want a clean stop (exit 0 after \"stopping\"); log:\n%s", p.status, p.log.String())
 	}
 }
