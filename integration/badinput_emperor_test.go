@@ -24,63 +24,17 @@ import (
 // by the emperor, a daemon's overlong log line, and a flood of idle control
 // connections.
 
-// hang is the timeout that only stops a hang.
-const hang = time.Minute
-
-// startEmperorCmd is startEmperor with a chance to change the command
-// (inherited descriptors, environment) before it starts.
-func startEmperorCmd(t *testing.T, prep func(*exec.Cmd), config ...string) *emperorProc {
-	t.Helper()
-	requireRoot(t)
-	base := t.TempDir()
-	dir := filepath.Join(base, "vassals")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(base, "emperor.ini")
-	body := "[uwsgi]\nemperor = " + dir + "\nreload-mercy = 5\n" + strings.Join(config, "\n") + "\n"
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e := &emperorProc{t: t, dir: dir, control: filepath.Join(base, "control.sock"), log: &logBuf{}, exited: make(chan struct{})}
-	e.cmd = exec.Command(emperorBin, "--config", cfg, "--control", e.control)
-	e.cmd.Stdout = e.log
-	e.cmd.Stderr = e.log
-	if prep != nil {
-		prep(e.cmd)
-	}
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { e.cmd.Wait(); close(e.exited) }()
-	t.Cleanup(func() {
-		e.stop()
-		if t.Failed() {
-			l := e.log.String()
-			if len(l) > 64<<10 {
-				l = "...\n" + l[len(l)-64<<10:]
-			}
-			t.Logf("emperor log (tail):\n%s", l)
-		}
-	})
-	waitFor(t, hang, "control socket", func() bool {
-		_, err := os.Stat(e.control)
-		return err == nil
-	})
-	return e
-}
-
 // A daemon that writes a 1 MiB line keeps running (the same pid) and what
 // it writes after that line still reaches the log. The old reader gave up
 // at 64 KiB and closed the pipe: the daemon died of SIGPIPE at its next
 // write, and again after every respawn.
 func TestLongLogLineKeepsDaemon(t *testing.T) {
-	e := startEmperorCmd(t, nil)
+	e := startEmperor(t)
 	// Backquotes: $(...) is a placeholder in a vassal file.
 	e.install("longline", "[uwsgi]\nattach-daemon = x=`head -c 1048576 /dev/zero | tr '\\0' a`; echo \"$x\"; i=0; while :; do i=`expr $i + 1`; echo \"tick $i\"; sleep 0.05; done\n")
 	started := regexp.MustCompile(`msg="daemon started" vassal=longline .* pid=(\d+)`)
 	var pid string
-	waitFor(t, hang, "the daemon to start", func() bool {
+	waitFor(t, hangTimeout, "the daemon to start", func() bool {
 		m := started.FindStringSubmatch(e.log.String())
 		if m != nil {
 			pid = m[1]
@@ -88,7 +42,7 @@ func TestLongLogLineKeepsDaemon(t *testing.T) {
 		return m != nil
 	})
 	tick := regexp.MustCompile(`msg="tick 20" vassal=longline .* pid=(\d+)`)
-	waitFor(t, hang, "output after the long line", func() bool {
+	waitFor(t, hangTimeout, "output after the long line", func() bool {
 		return tick.MatchString(e.log.String())
 	})
 	if got := tick.FindStringSubmatch(e.log.String())[1]; got != pid {
@@ -136,14 +90,14 @@ func TestInheritedFDsDoNotReachTenants(t *testing.T) {
 	// covers the others.
 	e.install("fds", "[uwsgi]\nuid = nobody\ngid = nogroup\n"+
 		"attach-daemon = for n in 3 4 5 6 7 8 9; do if { true <&$n; } 2>/dev/null; then echo \"inherited fd $n: `head -c 64 <&$n`\"; fi; done; echo fd-scan-done; exec sleep 100000\n")
-	waitFor(t, hang, "the daemon's scan", func() bool {
+	waitFor(t, hangTimeout, "the daemon's scan", func() bool {
 		return strings.Contains(e.log.String(), `msg=fd-scan-done vassal=fds`)
 	})
 	if strings.Contains(e.log.String(), "inherited fd") || strings.Contains(e.log.String(), "s3cret") {
 		t.Fatal("a daemon running as nobody could read a descriptor the emperor inherited")
 	}
 	// Nor does any process of the vassal hold it, PID 1 included.
-	v := e.waitState("fds", "running", hang)
+	v := e.waitState("fds", "running", hangTimeout)
 	p, _ := readProc(v.PID)
 	for _, q := range append(descendants(v.PID), p) {
 		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", q.pid))
@@ -168,7 +122,7 @@ func TestEmperorEnvDoesNotReachTenants(t *testing.T) {
 	e.install("env", "[uwsgi]\nuid = nobody\ngid = nogroup\nenv = MINE=1\nenv = HOME=/home/env\nenv = VIA_PLACEHOLDER=$(PLACEHOLDER_SRC)\n"+
 		"exec-as-user = env | sed 's/^/hookenv: /'\n"+
 		"attach-daemon = env | sed 's/^/daemonenv: /'; if cat /proc/1/environ >/dev/null 2>&1; then echo pid1-environ-readable; fi; echo env-done; exec sleep 100000\n")
-	waitFor(t, hang, "the daemon's environment", func() bool {
+	waitFor(t, hangTimeout, "the daemon's environment", func() bool {
 		return strings.Contains(e.log.String(), `msg=env-done vassal=env`)
 	})
 	// The fault is in place: the emperor has the variables.
@@ -205,7 +159,7 @@ func TestEmperorEnvDoesNotReachTenants(t *testing.T) {
 // with an error naming the file; the emperor never blocks in open(2). The
 // old emperor blocked there forever: no other file was handled again.
 func TestFIFOSwapDoesNotWedge(t *testing.T) {
-	e := startEmperorCmd(t, nil)
+	e := startEmperor(t)
 	path := filepath.Join(e.dir, "swap.ini")
 	fifo := filepath.Join(e.dir, ".swap.fifo")
 	if err := os.WriteFile(path, []byte("[uwsgi]\nattach-daemon = exec sleep 100000\n"), 0o644); err != nil {
@@ -223,7 +177,7 @@ func TestFIFOSwapDoesNotWedge(t *testing.T) {
 	// the FIFO where its stat saw a regular file (its refusal says so), or
 	// the bound runs out.
 	refused := func() bool { return strings.Contains(e.log.String(), "swap.ini is a FIFO, not a regular file") }
-	deadline := time.Now().Add(hang)
+	deadline := time.Now().Add(hangTimeout)
 	swaps := 0
 	for !refused() && time.Now().Before(deadline) {
 		exchange()
@@ -236,8 +190,8 @@ func TestFIFOSwapDoesNotWedge(t *testing.T) {
 	// The emperor still handles files: a new one spawns, the swapped one
 	// runs (a failed read is retried at the next rescan), status answers.
 	e.install("after", "[uwsgi]\nattach-daemon = exec sleep 100000\n")
-	e.waitState("after", "running", hang)
-	e.waitState("swap", "running", hang)
+	e.waitState("after", "running", hangTimeout)
+	e.waitState("swap", "running", hangTimeout)
 	if !refused() {
 		t.Fatalf("the swap never met the emperor between its stat and its open in %d swaps", swaps)
 	}
@@ -253,7 +207,7 @@ func TestFIFOSwapDoesNotWedge(t *testing.T) {
 // not be opened, and it stayed failed-config even after the connections
 // closed, since its stat had been recorded before the failed read.
 func TestIdleControlConnectionsCapped(t *testing.T) {
-	e := startEmperorCmd(t, nil)
+	e := startEmperor(t)
 	lim := unix.Rlimit{Cur: 200, Max: 200}
 	if err := unix.Prlimit(e.cmd.Process.Pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
 		t.Fatal(err)
@@ -273,18 +227,18 @@ func TestIdleControlConnectionsCapped(t *testing.T) {
 	}
 	// Every connection was made and the emperor has seen them: the cap
 	// closed idle ones, or (the old code) the accepts failed.
-	waitFor(t, hang, "the emperor to meet the flood", func() bool {
+	waitFor(t, hangTimeout, "the emperor to meet the flood", func() bool {
 		l := e.log.String()
 		return strings.Contains(l, "control connections at the limit") || strings.Contains(l, "too many open files")
 	})
 	e.install("afterflood", "[uwsgi]\nattach-daemon = exec sleep 100000\n")
-	e.waitState("afterflood", "running", hang)
+	e.waitState("afterflood", "running", hangTimeout)
 	// And after the flood, the vassal keeps running, status answers.
 	for _, c := range conns {
 		c.Close()
 	}
 	conns = nil
-	e.waitState("afterflood", "running", hang)
+	e.waitState("afterflood", "running", hangTimeout)
 }
 
 // A vassal file whose if-exists looks into a FUSE mount whose daemon is
@@ -302,7 +256,7 @@ func TestHungMountDoesNotWedge(t *testing.T) {
 	// lookup cannot be killed, not even by SIGKILL, until that one ends.
 	mnt := hungMount(t)
 	checkMnt := hungMount(t)
-	e := startEmperorCmd(t, nil)
+	e := startEmperor(t)
 	// Each process looks up a name of its own: a second lookup of a name
 	// whose lookup is stuck waits for it in the kernel uninterruptibly
 	// (d_wait_lookup), and even SIGKILL could not end that process.
@@ -312,10 +266,10 @@ func TestHungMountDoesNotWedge(t *testing.T) {
 	e.install("hung", hung(mnt, "never-looked-up"))
 	// The fault for certain: a thread of the emperor waits in a stat of
 	// the mount.
-	waitFor(t, hang, "a stat of the emperor blocked in the mount", func() bool { return inStat(e.cmd.Process.Pid) })
+	waitFor(t, hangTimeout, "a stat of the emperor blocked in the mount", func() bool { return inStat(e.cmd.Process.Pid) })
 	e.install("other", "[uwsgi]\nattach-daemon = exec sleep 100000\n")
-	e.waitState("other", "running", hang)
-	v := e.waitState("hung", "failed-config", hang)
+	e.waitState("other", "running", hangTimeout)
+	v := e.waitState("hung", "failed-config", hangTimeout)
 	if !strings.Contains(v.ConfigError, "hung.ini: the check of this file did not finish within 10s") {
 		t.Fatalf("config error %q", v.ConfigError)
 	}
@@ -338,7 +292,7 @@ func TestHungMountDoesNotWedge(t *testing.T) {
 	// ...and honours SIGTERM while the check is stuck.
 	chk = exec.Command(emperorBin, "check", "--timeout", "1h", checkFile("check-two"))
 	runBounded(t, chk, func() {
-		waitFor(t, hang, "emperor check blocked in the mount", func() bool { return inStat(chk.Process.Pid) })
+		waitFor(t, hangTimeout, "emperor check blocked in the mount", func() bool { return inStat(chk.Process.Pid) })
 		chk.Process.Signal(syscall.SIGTERM)
 	})
 
@@ -369,11 +323,11 @@ func hungMount(t *testing.T) string {
 		fz.Process.Kill()
 		fz.Wait()
 	})
-	waitFor(t, hang, "the fuse-zip mount", func() bool { return len(mountSeenAnywhere(mnt)) > 0 })
+	waitFor(t, hangTimeout, "the fuse-zip mount", func() bool { return len(mountSeenAnywhere(mnt)) > 0 })
 	if err := fz.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, hang, "fuse-zip to be stopped", func() bool {
+	waitFor(t, hangTimeout, "fuse-zip to be stopped", func() bool {
 		p, ok := readProc(fz.Process.Pid)
 		return ok && strings.HasPrefix(p.state, "T")
 	})
@@ -381,7 +335,7 @@ func hungMount(t *testing.T) string {
 }
 
 // runBounded runs cmd, calling during (if not nil) once it has started, and
-// fails the test if it has not exited within hang.
+// fails the test if it has not exited within hangTimeout.
 func runBounded(t *testing.T, cmd *exec.Cmd, during func()) error {
 	t.Helper()
 	if err := cmd.Start(); err != nil {
@@ -395,7 +349,7 @@ func runBounded(t *testing.T, cmd *exec.Cmd, during func()) error {
 	select {
 	case err := <-exited:
 		return err
-	case <-time.After(hang):
+	case <-time.After(hangTimeout):
 		cmd.Process.Kill()
 		t.Fatalf("%v did not exit", cmd.Args)
 		return nil

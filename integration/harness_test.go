@@ -169,6 +169,15 @@ type emperorProc struct {
 // extra [uwsgi] lines for its --config file.
 func startEmperor(t *testing.T, config ...string) *emperorProc {
 	t.Helper()
+	return startEmperorCmd(t, nil, config...)
+}
+
+// startEmperorCmd is startEmperor with a chance to change the command
+// (inherited descriptors, environment) before it starts. The emperor dies
+// with the test binary (Pdeathsig), so a run that go test's -timeout or a
+// panic ends leaves no emperor, and none of its vassals, behind.
+func startEmperorCmd(t *testing.T, prep func(*exec.Cmd), config ...string) *emperorProc {
+	t.Helper()
 	requireRoot(t)
 	base := t.TempDir()
 	dir := filepath.Join(base, "vassals")
@@ -184,6 +193,12 @@ func startEmperor(t *testing.T, config ...string) *emperorProc {
 	e.cmd = exec.Command(emperorBin, "--config", cfg, "--control", e.control)
 	e.cmd.Stdout = e.log
 	e.cmd.Stderr = e.log
+	// Pdeathsig follows the thread that forked; Go never ends a thread
+	// that no goroutine locked, so here it means the test binary died.
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if prep != nil {
+		prep(e.cmd)
+	}
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -191,12 +206,16 @@ func startEmperor(t *testing.T, config ...string) *emperorProc {
 	t.Cleanup(func() {
 		e.stop()
 		if t.Failed() {
-			t.Logf("emperor log:\n%s", e.log.String())
+			l := e.log.String()
+			if len(l) > 64<<10 {
+				l = "...\n" + l[len(l)-64<<10:]
+			}
+			t.Logf("emperor log (tail):\n%s", l)
 		}
 	})
 	// The socket file appears at bind(2), before listen(2): wait for a
 	// status call that is answered.
-	waitFor(t, time.Minute, "the control socket to answer", func() bool {
+	waitFor(t, hangTimeout, "the control socket to answer", func() bool {
 		_, err := control.Call(e.control, control.Request{Cmd: "status"}, hangTimeout)
 		return err == nil
 	})
