@@ -8,7 +8,8 @@ LDFLAGS := -X main.version=$(VERSION)
 # Runtime and test dependencies from Debian.
 DEB_PKGS := busybox-static fuse3 fuse-zip unionfs-fuse curl zip wrk procps \
             glusterfs-server glusterfs-client libglusterfs-dev pkg-config gcc media-types \
-            stress-ng
+            stress-ng uwsgi-core uwsgi-plugin-python3 uwsgi-plugin-psgi uwsgi-plugin-php \
+            mmdebstrap nginx-light
 
 # Fuzz budgets are counts of executions, not durations: Go 1.26's fuzz
 # coordinator can fail a target with a bare "context deadline exceeded" when
