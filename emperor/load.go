@@ -1,8 +1,6 @@
 package emperor
 
 import (
-	"errors"
-
 	"github.com/emperor-dev/emperor/userdb"
 	"github.com/emperor-dev/emperor/vassalfile"
 )
@@ -15,7 +13,8 @@ type Loaded struct {
 	Content []byte // sent to the vassal, which may no longer see the host's file after pivot_root
 	File    *vassalfile.File
 	Spec    *vassalfile.Spec
-	// Warnings are accepted-and-ignored options and the like.
+	// Warnings are accepted-and-ignored options and the like, sorted by
+	// line.
 	Warnings []vassalfile.Diag
 }
 
@@ -33,42 +32,50 @@ func LoadVassal(path string) (*Loaded, error) {
 // first start and for a reload (if-reload blocks differ), decoded, and with
 // its users and groups resolved in the host's database, so that an unknown
 // user is a config error here and not a crash loop later.
+//
+// Every check runs, whatever the ones before it found, so that one run
+// reports every problem of the file: the error is a vassalfile.Errors of
+// all of them, errors and warnings, sorted by line (vassalfile.Merge).
 func CheckVassal(path string, content []byte) (*Loaded, error) {
-	f, err := vassalfile.Parse(path, content, vassalfile.ParseOptions{})
-	if err != nil {
-		return nil, err
+	var lists [][]vassalfile.Diag
+	var f *vassalfile.File
+	var spec *vassalfile.Spec
+	for _, reload := range []bool{false, true} {
+		pf, err := vassalfile.Parse(path, content, vassalfile.ParseOptions{Reload: reload})
+		lists = append(lists, vassalfile.DiagsOf(path, err))
+		if pf == nil {
+			break // the file as a whole was refused (its size): nothing was read
+		}
+		lists = append(lists, pf.Warnings)
+		s, err := vassalfile.Decode(pf)
+		lists = append(lists, vassalfile.DiagsOf(path, err))
+		if !reload {
+			f, spec = pf, s
+		}
 	}
-	spec, err := vassalfile.Decode(f)
-	if err != nil {
-		return nil, err
+	if spec != nil {
+		for _, err := range userdb.Check(spec.CredsRequest()) {
+			lists = append(lists, []vassalfile.Diag{credsDiag(f, err)})
+		}
 	}
-	if _, err := userdb.Resolve(spec.CredsRequest()); err != nil {
-		return nil, vassalfile.Errors{credsDiag(f, err)}
+	all := vassalfile.Merge(lists...)
+	if all.HasErrors() {
+		return nil, all
 	}
-	rf, err := vassalfile.Parse(path, content, vassalfile.ParseOptions{Reload: true})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := vassalfile.Decode(rf); err != nil {
-		return nil, err
-	}
-	return &Loaded{Name: vassalfile.NameOf(path), Path: path, Content: content, File: f, Spec: spec, Warnings: f.Warnings}, nil
+	return &Loaded{Name: vassalfile.NameOf(path), Path: path, Content: content, File: f, Spec: spec, Warnings: all.Warnings()}, nil
 }
 
 // credsDiag places a credentials error on the line of the option it names
 // (uid, gid or add-gid).
-func credsDiag(f *vassalfile.File, err error) vassalfile.Diag {
-	d := vassalfile.Diag{File: f.Path, Message: err.Error()}
-	var ce *userdb.CredsError
-	if errors.As(err, &ce) {
-		if e, ok := f.Last(ce.Option); ok {
-			d.Line = e.Line
-		}
-		if ce.Option == "add-gid" {
-			for _, e := range f.All("add-gid") {
-				if e.Value == ce.Value {
-					d.Line = e.Line
-				}
+func credsDiag(f *vassalfile.File, ce *userdb.CredsError) vassalfile.Diag {
+	d := vassalfile.Diag{File: f.Path, Message: ce.Error()}
+	if e, ok := f.Last(ce.Option); ok {
+		d.Line = e.Line
+	}
+	if ce.Option == "add-gid" {
+		for _, e := range f.All("add-gid") {
+			if e.Value == ce.Value {
+				d.Line = e.Line
 			}
 		}
 	}

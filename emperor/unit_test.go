@@ -194,3 +194,68 @@ func TestSettleWait(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckVassalReportsEveryStage: one check reports the problems of every
+// stage at once (parse, decode, user lookups), with the warnings among
+// them, sorted by line, and a line repeated by a for block once with its
+// count. Before, the check stopped at the first stage that failed.
+func TestCheckVassalReportsEveryStage(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "all.ini", `[uwsgi]
+master = true
+uid = no-such-user-here
+gid = no-such-group-here
+attach-deamon = sleep 1
+chroot = /srv/jail
+pivot_root = /srv/new /srv/new/old
+for = a b c d
+env = X_%(_)=1
+threads = many
+endfor =
+add-gid = no-such-group-here
+`)
+	_, err := LoadVassal(p)
+	var errs vassalfile.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("%v", err)
+	}
+	want := []struct {
+		line    int
+		warning bool
+		text    string
+	}{
+		{2, true, ":2: warning: master"},
+		{3, false, ":3: uid no-such-user-here"},
+		{4, false, ":4: gid no-such-group-here"},
+		{5, false, `:5: unknown option "attach-deamon" (did you mean "attach-daemon"?)`},
+		{6, false, ":6: chroot: chroot and pivot_root cannot both be set"},
+		{10, false, "(x4, once per item of the for at line 8)"},
+		{12, false, ":12: add-gid no-such-group-here"},
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("got %d diagnostics, want %d:\n%v", len(errs), len(want), err)
+	}
+	for i, w := range want {
+		d := errs[i]
+		if d.Line != w.line || d.Warning != w.warning || !strings.Contains(d.String(), p+w.text) && !strings.HasSuffix(d.String(), w.text) {
+			t.Errorf("diagnostic %d: %s, want line %d %q", i, d, w.line, w.text)
+		}
+	}
+	// The status of the vassal shows the same list (Error is what
+	// failed-config holds).
+	if s := err.Error(); strings.Count(s, "\n") != len(want)-1 || !strings.HasPrefix(s, p+":2: warning: master") {
+		t.Fatalf("Error():\n%s", s)
+	}
+}
+
+// TestCheckVassalNoCascade: an option whose line was rejected is not also
+// reported missing by the checks that span options.
+func TestCheckVassalNoCascade(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "c.ini", "[uwsgi]\nhttp-socket = 127.0.0.1:notaport\nstatic-map = /s=/srv\n")
+	_, err := LoadVassal(p)
+	var errs vassalfile.Errors
+	if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Line != 2 {
+		t.Fatalf("want the http-socket line alone: %v", err)
+	}
+}

@@ -94,3 +94,31 @@ func appendUnique(s []int, v int) []int {
 	}
 	return append(s, v)
 }
+
+// Check looks up every user and group the request names and returns one
+// CredsError per value that cannot be resolved, in the order uid, gid,
+// add-gid: Resolve stops at the first, a checker reports them all at once.
+func Check(r Request) []*CredsError {
+	var out []*CredsError
+	if r.User != "" {
+		if _, err := LookupUser(r.User); err != nil {
+			out = append(out, &CredsError{Option: "uid", Value: r.User, Err: err})
+		}
+	}
+	if r.Group != "" {
+		if _, err := LookupGroup(r.Group); err != nil {
+			out = append(out, &CredsError{Option: "gid", Value: r.Group, Err: err})
+		}
+	}
+	seen := map[string]bool{}
+	for _, a := range r.AddGroups {
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		if _, err := LookupGroup(a); err != nil {
+			out = append(out, &CredsError{Option: "add-gid", Value: a, Err: err})
+		}
+	}
+	return out
+}

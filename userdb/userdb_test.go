@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os/user"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -95,5 +96,22 @@ func TestResolve(t *testing.T) {
 	}
 	if _, err := Resolve(Request{Group: "no-such-group-here"}); !errors.As(err, &ce) || ce.Option != "gid" {
 		t.Fatalf("%v", err)
+	}
+}
+
+// TestCheckReportsEveryName: Check reports every user and group it cannot
+// resolve, where Resolve stops at the first.
+func TestCheckReportsEveryName(t *testing.T) {
+	got := Check(Request{User: "no-such-user-here", Group: "no-such-group-here", AddGroups: []string{"0", "no-such-group-2", "-1", "no-such-group-2"}})
+	var s []string
+	for _, e := range got {
+		s = append(s, e.Option+" "+e.Value)
+	}
+	want := "uid no-such-user-here, gid no-such-group-here, add-gid no-such-group-2, add-gid -1"
+	if strings.Join(s, ", ") != want {
+		t.Fatalf("got %q, want %q", strings.Join(s, ", "), want)
+	}
+	if got := Check(Request{User: "0", Group: "0"}); len(got) != 0 {
+		t.Fatalf("root: %v", got)
 	}
 }

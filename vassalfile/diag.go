@@ -4,7 +4,10 @@
 package vassalfile
 
 import (
+	"errors"
 	"fmt"
+	"hash/fnv"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -28,6 +31,20 @@ type Diag struct {
 	Line    int
 	Message string
 	Warning bool
+	// Count is how many times the same problem was found on the same line
+	// (0 or 1: once): a line in the body of a for block is read once per
+	// item, and its problem is reported once, with the count.
+	Count int
+	// ForKey, ForLine and ForItems name the for block (for, for-glob,
+	// for-times) whose items repeated the problem, and how many items it
+	// had; ForLine is 0 outside a loop.
+	ForKey   string
+	ForLine  int
+	ForItems int
+
+	// more is set on the "and N more" entry of a capped list: the number
+	// of problems it stands for.
+	more int
 }
 
 func (d Diag) String() string {
@@ -35,30 +52,153 @@ func (d Diag) String() string {
 	if d.Warning {
 		kind = "warning: "
 	}
-	msg := clip(d.Message, MaxMessage)
+	msg := clip(d.Message, MaxMessage) + d.repeats()
 	if d.Line > 0 {
 		return fmt.Sprintf("%s:%d: %s%s", d.File, d.Line, kind, msg)
 	}
 	return fmt.Sprintf("%s: %s%s", d.File, kind, msg)
 }
 
-// Errors is the list of errors found in one file. Parsing goes on after
-// the first error so that `emperor check` reports them at once, up to
-// MaxErrors; a last entry then says how many more there were.
+// repeats says how often the problem was found, if more than once.
+func (d Diag) repeats() string {
+	switch {
+	case d.Count < 2:
+		return ""
+	case d.ForLine == 0:
+		return fmt.Sprintf(" (x%d)", d.Count)
+	case d.Count == d.ForItems:
+		return fmt.Sprintf(" (x%d, once per item of the %s at line %d)", d.Count, d.ForKey, d.ForLine)
+	}
+	return fmt.Sprintf(" (x%d, for %d of the %d items of the %s at line %d)", d.Count, d.Count, d.ForItems, d.ForKey, d.ForLine)
+}
+
+// More is the number of problems an "and N more" entry stands for (0 for
+// any other entry).
+func (d Diag) More() int { return d.more }
+
+// Errors is the list of problems found in one file: its errors, and the
+// warnings found with them (Diag.Warning), sorted by line (see Merge).
+// Checking goes on after the first error so that `emperor check` reports
+// them at once, up to MaxErrors of each kind; a last entry then says how
+// many more there were.
 type Errors []Diag
 
-// Error lists at most MaxErrors diagnostics, each cut to MaxMessage bytes,
-// so it is a few KiB whatever the file held.
+// Error lists at most MaxErrors+1 diagnostics, each cut to MaxMessage
+// bytes, then how many more there were, so it is a few KiB whatever the
+// file held.
 func (e Errors) Error() string {
 	n := min(len(e), MaxErrors+1)
 	parts := make([]string, 0, n+1)
 	for _, d := range e[:n] {
 		parts = append(parts, d.String())
 	}
-	if len(e) > n {
-		parts = append(parts, fmt.Sprintf("and %d more", len(e)-n))
+	if rest := e[n:]; len(rest) > 0 {
+		errs, warns := 0, 0
+		for _, d := range rest {
+			c := max(d.more, 1)
+			if d.Warning {
+				warns += c
+			} else {
+				errs += c
+			}
+		}
+		var more []string
+		if errs > 0 {
+			more = append(more, fmt.Sprintf("%d more errors", errs))
+		}
+		if warns > 0 {
+			more = append(more, fmt.Sprintf("%d more warnings", warns))
+		}
+		parts = append(parts, "and "+strings.Join(more, " and "))
 	}
 	return strings.Join(parts, "\n")
+}
+
+// HasErrors says whether the list holds an error, not only warnings.
+func (e Errors) HasErrors() bool {
+	for _, d := range e {
+		if !d.Warning {
+			return true
+		}
+	}
+	return false
+}
+
+// Warnings returns the warnings of the list.
+func (e Errors) Warnings() []Diag {
+	var out []Diag
+	for _, d := range e {
+		if d.Warning {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Merge joins the diagnostics of the checks of one file (the parse for a
+// first start, the one for a reload, the decoding, the user lookups: errors
+// and warnings alike) into one list sorted by line, errors before warnings
+// on a line. A problem that several checks found is listed once; the
+// "and N more" entries come last, one per kind, with the largest count any
+// check had (the checks read the same lines).
+func Merge(lists ...[]Diag) Errors {
+	type key struct {
+		file    string
+		line    int
+		msg     string
+		warning bool
+	}
+	var out Errors
+	at := map[key]int{}
+	more := [2]Diag{}
+	for _, l := range lists {
+		for _, d := range l {
+			if d.more > 0 {
+				w := 0
+				if d.Warning {
+					w = 1
+				}
+				if d.more > more[w].more {
+					more[w] = d
+				}
+				continue
+			}
+			k := key{d.File, d.Line, d.Message, d.Warning}
+			if i, dup := at[k]; dup {
+				if d.Count > out[i].Count {
+					out[i] = d
+				}
+				continue
+			}
+			at[k] = len(out)
+			out = append(out, d)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Line != out[j].Line {
+			return out[i].Line < out[j].Line
+		}
+		return !out[i].Warning && out[j].Warning
+	})
+	for _, m := range more {
+		if m.more > 0 {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// DiagsOf returns the diagnostics an error carries: the list of an Errors,
+// or the error as one diagnostic of file path; nil for nil.
+func DiagsOf(path string, err error) []Diag {
+	var e Errors
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &e):
+		return e
+	}
+	return []Diag{{File: path, Message: err.Error()}}
 }
 
 // QuoteValue quotes a value for an error message, cut to MaxQuoted bytes of
@@ -106,25 +246,59 @@ func cutRunes(s string, n int) string {
 }
 
 // diagList collects the diagnostics of one file, keeping MaxErrors of them
-// and counting the rest.
+// and counting the rest. A problem found again on the same line (a line of
+// a for block's body, read once per item) is counted on its first report,
+// not listed again.
 type diagList struct {
 	path    string
 	warning bool
 	list    []Diag
 	more    int
+	// dropped remembers the problems counted in more, so that a repeat of
+	// one is not counted again.
+	dropped map[uint64]bool
 }
 
 func (l *diagList) add(line int, msg string) {
+	msg = clip(msg, MaxMessage)
+	for i := range l.list {
+		if d := &l.list[i]; d.Line == line && d.Message == msg {
+			d.Count = max(d.Count, 1) + 1
+			return
+		}
+	}
 	if l.full() {
-		l.more++
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%d\x00%s", line, msg)
+		if l.dropped == nil {
+			l.dropped = map[uint64]bool{}
+		}
+		if !l.dropped[h.Sum64()] {
+			l.dropped[h.Sum64()] = true
+			l.more++
+		}
 		return
 	}
-	l.list = append(l.list, Diag{File: l.path, Line: line, Message: clip(msg, MaxMessage), Warning: l.warning})
+	l.list = append(l.list, Diag{File: l.path, Line: line, Message: msg, Warning: l.warning})
 }
 
 // full says a further diagnostic would only be counted: callers skip
 // expensive work (a spelling suggestion) for it.
 func (l *diagList) full() bool { return len(l.list) >= MaxErrors }
+
+// mark is where the diagnostics found from now on start, for inLoop.
+func (l *diagList) mark() int { return len(l.list) }
+
+// inLoop notes on the diagnostics found since mark, while the body of the
+// for block key at line was read for each of its items, which of them
+// every item (or several) repeated.
+func (l *diagList) inLoop(mark int, key string, line, items int) {
+	for i := mark; i < len(l.list); i++ {
+		if d := &l.list[i]; d.Count > 1 {
+			d.ForKey, d.ForLine, d.ForItems = key, line, items
+		}
+	}
+}
 
 // done returns the diagnostics, with a last one for those not kept.
 func (l *diagList) done() []Diag {
@@ -135,5 +309,5 @@ func (l *diagList) done() []Diag {
 	if l.warning {
 		what = "warnings"
 	}
-	return append(l.list, Diag{File: l.path, Message: fmt.Sprintf("and %d more %s", l.more, what), Warning: l.warning})
+	return append(l.list, Diag{File: l.path, Message: fmt.Sprintf("and %d more %s", l.more, what), Warning: l.warning, more: l.more})
 }

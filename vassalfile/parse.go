@@ -55,7 +55,21 @@ type File struct {
 	Name     string // file name without extension (%n)
 	Entries  []Entry
 	Warnings []Diag
+	// rejected are the options (canonical names) set on a line whose value
+	// was an error, so that Decode does not report them missing as well.
+	rejected map[string]bool
 }
+
+func (f *File) reject(key string) {
+	if f.rejected == nil {
+		f.rejected = map[string]bool{}
+	}
+	f.rejected[key] = true
+}
+
+// Rejected says whether the file set option key (canonical name) on a line
+// that was an error, and Entries lack it for that reason.
+func (f *File) Rejected(key string) bool { return f.rejected[key] }
 
 // All returns every entry of key (canonical name), in order.
 func (f *File) All(key string) []Entry {
@@ -196,6 +210,10 @@ type parser struct {
 	expanded int
 	items    int
 	stopped  bool
+	// hints caches the unknown-option message of each key (a spelling
+	// suggestion compares the key with every option name), for a line
+	// read once per item of a loop.
+	hints map[string]string
 }
 
 // Parse parses src as the file at path. It returns every error it finds as
@@ -236,18 +254,10 @@ func Parse(path string, src []byte, o ParseOptions) (*File, error) {
 }
 
 func (p *parser) errorf(line int, format string, a ...any) {
-	if p.errs.full() {
-		p.errs.more++
-		return
-	}
 	p.errs.add(line, fmt.Sprintf(format, a...))
 }
 
 func (p *parser) warnf(line int, format string, a ...any) {
-	if p.warns.full() {
-		p.warns.more++
-		return
-	}
 	p.warns.add(line, fmt.Sprintf(format, a...))
 }
 
@@ -409,6 +419,9 @@ func (p *parser) loop(b *block) {
 		p.errorf(b.open.line, "%s has %d items, over the limit of %d", b.open.key, len(items), MaxLoopItems)
 		return
 	}
+	errs, warns := p.errs.mark(), p.warns.mark()
+	defer p.errs.inLoop(errs, b.open.key, b.open.line, len(items))
+	defer p.warns.inLoop(warns, b.open.key, b.open.line, len(items))
 	for _, it := range items {
 		for _, l := range b.body {
 			if p.stopped {
@@ -530,13 +543,7 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 	}
 	opt, ok := Lookup(k)
 	if !ok {
-		if p.errs.full() {
-			p.errorf(l.line, "unknown option")
-		} else if s := suggest(k); s != "" {
-			p.errorf(l.line, "unknown option %s (did you mean %s?)", QuoteValue(k), QuoteValue(s))
-		} else {
-			p.errorf(l.line, "unknown option %s", QuoteValue(k))
-		}
+		p.errorf(l.line, "%s", p.unknownOption(k))
 		return
 	}
 	if opt.Scope&p.o.Scope == 0 {
@@ -548,6 +555,7 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 		return
 	}
 	if err := checkBytes(v); err != nil {
+		p.file.reject(opt.Name)
 		p.errorf(l.line, "%s: %v", k, err)
 		return
 	}
@@ -569,6 +577,7 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 	}
 	val, err := opt.parse(v)
 	if err != nil {
+		p.file.reject(opt.Name)
 		p.errorf(l.line, "%s: %v", k, err)
 		return
 	}
@@ -688,46 +697,4 @@ func (p *parser) walk(s string, under string, hasUnder bool, emit func(string) e
 		lit = i + 1
 	}
 	return flush(len(s))
-}
-
-// suggest finds the closest known option name for a typo.
-func suggest(k string) string {
-	best, bestD := "", 1<<30
-	for name := range canonical {
-		d := editDistance(k, name)
-		if d < bestD || (d == bestD && name < best) {
-			best, bestD = name, d
-		}
-	}
-	limit := len(k) / 3
-	if limit < 2 {
-		limit = 2
-	}
-	if bestD <= limit {
-		return best
-	}
-	return ""
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 1 << 20
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -73,7 +73,11 @@ func (s *Spec) PhaseHooks(phase hooks.Phase) []hooks.Hook {
 // once, by Parse, into its typed form (Entry.Val), and every default comes
 // from the option registry (DefaultOf); Decode only gathers them and checks
 // what involves several options. It fails on a file that was not produced by
-// Parse, and on those cross-option errors.
+// Parse, and on those cross-option errors. The Spec is returned with the
+// errors too, as far as it could be decoded, so that a checker goes on to
+// the checks that follow (the user lookups) and reports every problem at
+// once. A File with errors of its own (Parse failed) can be decoded: an
+// option whose line was rejected is not reported missing.
 func Decode(f *File) (*Spec, error) {
 	d := decoder{f: f, errs: diagList{path: f.Path}}
 	s := &Spec{Name: f.Name, Path: f.Path,
@@ -148,7 +152,7 @@ func Decode(f *File) (*Spec, error) {
 			}
 		}
 	}
-	if (len(s.GlusterMounts) > 0 || len(s.StaticMaps) > 0) && len(s.HTTPSockets) == 0 {
+	if (len(s.GlusterMounts) > 0 || len(s.StaticMaps) > 0) && len(s.HTTPSockets) == 0 && !f.Rejected("http-socket") {
 		e, ok := f.Last("glusterfs-mount")
 		if !ok {
 			e, _ = f.Last("static-map")
@@ -160,7 +164,7 @@ func Decode(f *File) (*Spec, error) {
 		d.bad(e, fmt.Errorf("chroot and pivot_root cannot both be set"))
 	}
 	if l := d.errs.done(); len(l) > 0 {
-		return nil, Errors(l)
+		return s, Errors(l)
 	}
 	return s, nil
 }
