@@ -23,6 +23,10 @@ func FuzzParse(f *testing.F) {
 		"[uwsgi]\nset-placeholder = a=xxxxxxxx\nset-placeholder = b=%(a)%(a)%(a)%(a)\nset-placeholder = c=%(b)%(b)%(b)%(b)\nfor-times = 10000\nenv = X%(_)=%(c)%(c)\nendfor =\n",
 		"[uwsgi]\nfor-glob = /*\nprocesses = %(_)\nnope = 1\nendfor =\n",
 		"[uwsgi]\ncheck-interval = nan\nhook-timeout = 1e300\nenv = A=\x00\n",
+		"[uwsgi]\nenv = A=%(b * 2 + 1)%(b b)%(b ++)%(_ / 0)\nb = 9223372036854775807\nflag\nset = x=%(flag)\n",
+		"[uwsgi]\nenv = A=@(f)@($(HOME)/%(b))@(@(x))\nb = %(c)\nc = %(b)\nfor-readline = lines\nenv = L=%(_)\nend =\n",
+		"[uwsgi]\nif-hostname-match = (h\nelse =\nifplugin = python3\nendfor =\nifenv = X=1\nenv = E=%(_)\nend-if =\n",
+		"[uwsgi]\nenv = M=%o%p%s%n%e%d%c%x%0%9%O%J%j%i%v%k%u%U%g%G%[%b%V\nif-env = NO\nchdri = x\nendif =\n",
 	}
 	for _, s := range seeds {
 		f.Add(s)
@@ -33,6 +37,13 @@ func FuzzParse(f *testing.F) {
 			Glob:     func(string) ([]string, error) { return []string{"g1", "g2"}, nil },
 			Hostname: "h",
 			Now:      func() time.Time { return time.Unix(0, 0) },
+			ReadFile: func(p string) ([]byte, error) {
+				if len(p)%3 == 0 {
+					return nil, errors.New("no such file")
+				}
+				return []byte(strings.Repeat(p+"\n", len(p)%5)), nil
+			},
+			UWSGI: "/nonexistent/uwsgi",
 		}
 		file, err := Parse("/v/fz.ini", []byte(src), o)
 		if file != nil {

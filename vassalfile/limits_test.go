@@ -191,7 +191,7 @@ func TestExpansionBounded(t *testing.T) {
 	_, err := parse(t, bomb(), ParseOptions{})
 	runtime.ReadMemStats(&after)
 	e := diags(t, err)
-	if len(e) != 1 || e[0].Line != 23 || e[0].Message != "expansion of this file exceeds 2 MiB (the sum of its values after %(...), $(...) and loops); giving up" {
+	if len(e) != 1 || e[0].Line != 23 || e[0].Message != "expansion of this file exceeds 2 MiB (the sum of its values after %(...), $(...), @(...) and loops); giving up" {
 		t.Fatalf("got %v", err)
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 3*MaxExpansion {

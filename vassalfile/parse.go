@@ -6,7 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -101,6 +101,12 @@ type ParseOptions struct {
 	Glob     func(string) ([]string, error)
 	Hostname string
 	Now      func() time.Time
+	// ReadFile reads the file of @(path) and for-readline; nil: ReadFile
+	// (regular files only, at most MaxFileSize bytes).
+	ReadFile func(string) ([]byte, error)
+	// UWSGI is the uWSGI binary of %b and %V; "": uwsgi in PATH, looked up
+	// only when a file uses them.
+	UWSGI string
 }
 
 func (o *ParseOptions) fill() {
@@ -121,6 +127,9 @@ func (o *ParseOptions) fill() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.ReadFile == nil {
+		o.ReadFile = ReadFile
 	}
 }
 
@@ -149,6 +158,7 @@ func NameOf(path string) string {
 type rawLine struct {
 	key, value string
 	line       int
+	bare       bool // a key with no '=': value is "true"
 }
 
 // lex returns the key = value lines of the [uwsgi] section.
@@ -179,12 +189,14 @@ func lex(errs *diagList, src []byte) []rawLine {
 		}
 		k, v, ok := strings.Cut(t, "=")
 		k = strings.TrimSpace(k)
-		if !ok {
-			errs.add(n, fmt.Sprintf("%s is not key = value", QuoteValue(t)))
-			continue
-		}
 		if k == "" {
 			errs.add(n, "empty option name before '='")
+			continue
+		}
+		if !ok {
+			// A bare key is a flag set to true. (uWSGI passes an empty
+			// value, which its flags read as true.)
+			out = append(out, rawLine{key: k, value: "true", line: n, bare: true})
 			continue
 		}
 		out = append(out, rawLine{key: k, value: strings.TrimSpace(v), line: n})
@@ -196,14 +208,21 @@ func lex(errs *diagList, src []byte) []rawLine {
 }
 
 type parser struct {
-	o     ParseOptions
-	path  string
-	name  string
-	magic map[byte]string
-	ph    map[string]string // placeholders: options set so far and set-placeholder names
-	file  *File
-	errs  diagList
-	warns diagList
+	o         ParseOptions
+	path      string
+	dir       string // the file's directory: relative paths of @(), if-exists, for-glob... resolve there
+	name      string
+	magic     map[byte]string
+	lazyMagic map[byte]func() (string, error)
+	ph        map[string]string // options and placeholders set so far: the first value of each, as uWSGI's %(name)
+	scan      scan
+	file      *File
+	errs      diagList
+	warns     diagList
+	cur       int             // the line being applied
+	resolving map[string]bool // forward references being resolved (a cycle is an error)
+	files     map[string]string
+	plugins   map[string]bool // plugins named so far (if-plugin)
 	// expanded counts the bytes of values expanded so far, items the lines
 	// applied (see MaxExpansion, MaxItems); stopped is set once a limit is
 	// crossed, and nothing more is read.
@@ -228,22 +247,13 @@ func Parse(path string, src []byte, o ParseOptions) (*File, error) {
 		abs = path
 	}
 	p := &parser{o: o, path: path, name: NameOf(abs), ph: map[string]string{},
-		errs: diagList{path: path}, warns: diagList{path: path, warning: true}}
+		dir: filepath.Dir(abs), resolving: map[string]bool{}, files: map[string]string{},
+		plugins: map[string]bool{},
+		errs:    diagList{path: path}, warns: diagList{path: path, warning: true}}
 	p.file = &File{Path: path, Name: p.name}
-	dir := filepath.Dir(abs)
-	p.magic = map[byte]string{
-		'n': p.name,
-		's': filepath.Base(abs),
-		'p': abs,
-		'd': strings.TrimSuffix(dir, "/") + "/",
-		'e': strings.TrimPrefix(filepath.Ext(abs), "."),
-		'c': filepath.Base(dir),
-		'h': o.Hostname,
-		't': strconv.FormatInt(o.Now().Unix(), 10),
-		'T': strconv.FormatInt(o.Now().UnixMicro(), 10),
-		'k': strconv.Itoa(runtime.NumCPU()),
-	}
+	p.initMagic(path)
 	lines := lex(&p.errs, src)
+	p.scan = prescan(lines)
 	p.run(lines)
 	sort.SliceStable(p.errs.list, func(i, j int) bool { return p.errs.list[i].Line < p.errs.list[j].Line })
 	p.file.Warnings = p.warns.done()
@@ -261,17 +271,154 @@ func (p *parser) warnf(line int, format string, a ...any) {
 	p.warns.add(line, fmt.Sprintf(format, a...))
 }
 
-// Logic block keys.
-func isIf(k string) bool {
+// isOptionName says whether k names an option: one of ours, a logic
+// keyword, or one uWSGI knows. Any other key is a placeholder when %(k)
+// refers to it somewhere in the file, and an unknown option otherwise.
+func isOptionName(k string) bool {
+	if _, ok := Lookup(k); ok {
+		return true
+	}
+	if _, ok := loaderOptions[k]; ok {
+		return true
+	}
+	return isLogic(k) || k == "set"
+}
+
+// A condition of uWSGI 2.0 (the if-* options of core/uwsgi.c, evaluated by
+// uwsgi_logic_opt_* in core/config.c): what it tests, and whether it is
+// negated. ifexists, ifenv, ifdir, if-directory and ifplugin are uWSGI's
+// own aliases.
+type condition struct {
+	test string
+	neg  bool
+}
+
+var conditions = map[string]condition{
+	"if-exists": {"exists", false}, "ifexists": {"exists", false}, "if-not-exists": {"exists", true},
+	"if-file": {"file", false}, "if-not-file": {"file", true},
+	"if-dir": {"dir", false}, "ifdir": {"dir", false}, "if-directory": {"dir", false}, "if-not-dir": {"dir", true},
+	"if-env": {"env", false}, "ifenv": {"env", false}, "if-not-env": {"env", true},
+	"if-opt": {"opt", false}, "if-not-opt": {"opt", true},
+	"if-reload": {"reload", false}, "if-not-reload": {"reload", true},
+	"if-hostname": {"hostname", false}, "if-not-hostname": {"hostname", true},
+	"if-hostname-match": {"hostname-match", false}, "if-not-hostname-match": {"hostname-match", true},
+	"if-plugin": {"plugin", false}, "ifplugin": {"plugin", false}, "if-not-plugin": {"plugin", true},
+}
+
+func isIf(k string) bool { _, ok := conditions[k]; return ok }
+
+func isFor(k string) bool {
+	return k == "for" || k == "for-glob" || k == "for-times" || k == "for-readline"
+}
+
+// isEnd is a key that closes a block. uWSGI resets whatever block is open on
+// any of them (add_exported_option_do in core/config.c).
+func isEnd(k string) bool {
 	switch k {
-	case "if-exists", "if-not-exists", "if-file", "if-not-file", "if-dir", "if-not-dir",
-		"if-env", "if-not-env", "if-opt", "if-not-opt", "if-reload", "if-not-reload":
+	case "end", "endif", "end-if", "endfor", "end-for":
 		return true
 	}
 	return false
 }
 
-func isFor(k string) bool { return k == "for" || k == "for-glob" || k == "for-times" }
+func isLogic(k string) bool { return isIf(k) || isFor(k) || isEnd(k) || k == "else" }
+
+// scan is what the whole file says before a line is applied: the names that
+// %(...) and if-opt refer to anywhere in it (an unknown key among them is a
+// placeholder, as in uWSGI), and the first line that sets each name.
+type scan struct {
+	refs  map[string]bool
+	first map[string]firstSet
+}
+
+type firstSet struct {
+	line  rawLine
+	value string // the value it sets (after NAME= for set and set-placeholder)
+	top   bool   // outside any block: it is set whatever the conditions
+}
+
+func prescan(lines []rawLine) scan {
+	sc := scan{refs: map[string]bool{}, first: map[string]firstSet{}}
+	inBlock := false
+	for _, l := range lines {
+		k := l.key
+		switch {
+		case isIf(k) || isFor(k):
+			inBlock = true
+		case isEnd(k):
+			inBlock = false
+		}
+		references(l.value, sc.refs)
+		if c, ok := conditions[k]; ok && c.test == "opt" {
+			name, _, _ := strings.Cut(l.value, "=")
+			if name = strings.TrimSpace(name); name != "" {
+				sc.refs[name] = true
+			}
+		}
+		name, value := k, l.value
+		if k == "set" || k == "set-placeholder" || k == "set-ph" {
+			n, v, ok := strings.Cut(l.value, "=")
+			if !ok {
+				continue
+			}
+			name, value = strings.TrimSpace(n), strings.TrimSpace(v)
+		}
+		if _, seen := sc.first[name]; !seen && !isLogic(k) {
+			sc.first[name] = firstSet{line: l, value: value, top: !inBlock || isIf(k) || isFor(k)}
+		}
+	}
+	return sc
+}
+
+// references adds to refs the names that the %(...) of v refer to: the
+// name, or the names among the tokens of an arithmetic %(a + b).
+func references(v string, refs map[string]bool) {
+	for i := 0; i+1 < len(v); i++ {
+		if v[i] != '%' {
+			continue
+		}
+		if v[i+1] != '(' {
+			i++ // %% and the other magic variables
+			continue
+		}
+		end := closing(v, i+1)
+		if end < 0 {
+			return
+		}
+		inner := v[i+2 : end]
+		if !strings.Contains(inner, " ") {
+			refs[inner] = true
+			continue
+		}
+		for _, tok := range strings.Split(inner, " ") {
+			switch tok {
+			case "", "_", "+", "-", "*", "/", "++", "--":
+			default:
+				if !isNumber(tok) {
+					refs[tok] = true
+				}
+			}
+		}
+	}
+}
+
+// closing returns the index of the ')' that closes the '(' at open,
+// counting nested parentheses as uWSGI's config passes do, or -1.
+func closing(s string, open int) int {
+	depth := 0
+	for j := open + 1; j < len(s); j++ {
+		switch s[j] {
+		case '(':
+			depth++
+		case ')':
+			if depth == 0 {
+				return j
+			}
+			depth--
+		}
+	}
+	return -1
+}
 
 type block struct {
 	kind   string // "if" or "for"
@@ -279,12 +426,17 @@ type block struct {
 	active bool // if: the branch being read is taken
 	inElse bool
 	under  string // value of %(_) in the taken branch
-	body   []rawLine
+	// hasUnder: the taken branch has a %(_). uWSGI sets it in the taken
+	// branch of an if-* with a value, never in else or if-reload.
+	hasUnder bool
+	body     []rawLine
 }
 
 // run applies the lines. Logic blocks do not nest (as in uWSGI); a nested
 // opener is an error naming both lines, and an unclosed block names its
-// opening line.
+// opening line. The option names of lines that are not applied (a branch
+// not taken, a loop of no items, lines after an error of nesting) are still
+// checked, so a typo there does not wait for the condition to change.
 func (p *parser) run(lines []rawLine) {
 	var cur *block
 	nestedDepth := 0
@@ -293,6 +445,7 @@ func (p *parser) run(lines []rawLine) {
 			return
 		}
 		k := l.key
+		p.cur = l.line
 		switch {
 		case isIf(k) || isFor(k):
 			if cur != nil {
@@ -304,11 +457,11 @@ func (p *parser) run(lines []rawLine) {
 				cur = &block{kind: "for", open: l}
 				continue
 			}
-			ok, under, err := p.cond(l)
+			ok, under, hasUnder, err := p.cond(l)
 			if err != nil {
 				p.fail(l, err)
 			}
-			cur = &block{kind: "if", open: l, active: ok && err == nil, under: under}
+			cur = &block{kind: "if", open: l, active: ok && err == nil, under: under, hasUnder: hasUnder}
 		case k == "else":
 			if nestedDepth > 0 {
 				continue
@@ -323,41 +476,35 @@ func (p *parser) run(lines []rawLine) {
 			}
 			cur.inElse = true
 			cur.active = !cur.active
-			if cur.active {
-				cur.under = ""
-			}
-		case k == "endif" || strings.HasPrefix(k, "endif:"):
+			cur.under, cur.hasUnder = "", false
+		case isEnd(k):
 			if nestedDepth > 0 {
 				nestedDepth--
 				continue
 			}
-			if cur == nil || cur.kind != "if" {
-				p.errorf(l.line, "endif without an open if-* block")
+			if cur == nil {
+				p.errorf(l.line, "%s without an open block", k)
 				continue
 			}
-			cur = nil
-		case k == "endfor" || strings.HasPrefix(k, "endfor:"):
-			if nestedDepth > 0 {
-				nestedDepth--
-				continue
+			if kind := strings.TrimPrefix(strings.TrimPrefix(k, "end"), "-"); kind != "" && kind != cur.kind {
+				p.warnf(l.line, "%s closes the %s opened at line %d (uWSGI closes any block with any end keyword; write end%s)", k, cur.open.key, cur.open.line, cur.kind)
 			}
-			if cur == nil || cur.kind != "for" {
-				p.errorf(l.line, "endfor without an open for block")
-				continue
+			if cur.kind == "for" {
+				p.loop(cur)
 			}
-			p.loop(cur)
 			cur = nil
 		default:
-			if nestedDepth > 0 {
-				continue
-			}
 			switch {
+			case nestedDepth > 0:
+				p.checkName(l)
 			case cur == nil:
 				p.apply(l, "", false)
 			case cur.kind == "for":
 				cur.body = append(cur.body, l)
 			case cur.active:
-				p.apply(l, cur.under, true)
+				p.apply(l, cur.under, cur.hasUnder)
+			default:
+				p.checkName(l)
 			}
 		}
 	}
@@ -367,57 +514,56 @@ func (p *parser) run(lines []rawLine) {
 			end = "endfor"
 		}
 		p.errorf(cur.open.line, "%s opened here is never closed (missing %s)", cur.open.key, end)
+		for _, l := range cur.body {
+			p.checkName(l)
+		}
 	}
+}
+
+// checkName checks the option name of a line that is not applied, with the
+// rules of an applied line: an option (ours or uWSGI's) or a placeholder
+// that %(...) refers to. Its value is not read.
+func (p *parser) checkName(l rawLine) {
+	k := l.key
+	if isOptionName(k) || p.scan.refs[k] {
+		if opt, ok := Lookup(k); ok && opt.Scope&p.o.Scope == 0 {
+			p.errorf(l.line, "%s belongs in %s, not here", k, scopeName(opt.Scope))
+		}
+		return
+	}
+	p.errorf(l.line, "%s", p.unknownOption(k))
+}
+
+func scopeName(s Scope) string {
+	if s == ScopeEmperor {
+		return "the emperor's config (--config)"
+	}
+	return "a vassal file"
 }
 
 func (p *parser) loop(b *block) {
 	v, err := p.expand(b.open.value, "", false)
 	if err != nil {
 		p.fail(b.open, err)
+		p.checkNames(b.body)
 		return
 	}
-	var items []string
-	switch b.open.key {
-	case "for":
-		if n := countFields(v); n > MaxLoopItems {
-			p.errorf(b.open.line, "for has %d items, over the limit of %d", n, MaxLoopItems)
-			return
-		}
-		items = strings.Fields(v)
-	case "for-glob":
-		m, err := p.o.Glob(v)
-		if err != nil {
-			p.errorf(b.open.line, "for-glob: %v", err)
-			return
-		}
-		if len(m) > MaxLoopItems {
-			p.errorf(b.open.line, "for-glob matches more than %d paths", MaxLoopItems)
-			return
-		}
-		for _, it := range m {
-			if err := p.spend(len(it)); err != nil {
-				p.fail(b.open, err)
-				return
-			}
-		}
-		items = m
-	case "for-times":
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			p.errorf(b.open.line, "for-times wants a count, got %s", QuoteValue(v))
-			return
-		}
-		if n > MaxLoopItems {
-			p.errorf(b.open.line, "for-times %d is over the limit of %d", n, MaxLoopItems)
-			return
-		}
-		for i := 1; i <= n; i++ {
-			items = append(items, strconv.Itoa(i))
-		}
+	items, err := p.loopItems(b.open.key, v)
+	if errors.Is(err, errTooBig) {
+		p.fail(b.open, err)
+		return
+	}
+	if err != nil {
+		p.errorf(b.open.line, "%s %v", b.open.key, err)
+		p.checkNames(b.body)
+		return
 	}
 	if len(items) > MaxLoopItems {
 		p.errorf(b.open.line, "%s has %d items, over the limit of %d", b.open.key, len(items), MaxLoopItems)
 		return
+	}
+	if len(items) == 0 {
+		p.checkNames(b.body)
 	}
 	errs, warns := p.errs.mark(), p.warns.mark()
 	defer p.errs.inLoop(errs, b.open.key, b.open.line, len(items))
@@ -427,9 +573,110 @@ func (p *parser) loop(b *block) {
 			if p.stopped {
 				return
 			}
+			p.cur = l.line
 			p.apply(l, it, true)
 		}
 	}
+}
+
+func (p *parser) checkNames(ls []rawLine) {
+	for _, l := range ls {
+		p.checkName(l)
+	}
+}
+
+// items are the values of %(_) of a for loop, as uWSGI 2.0 makes them
+// (uwsgi_logic_opt_for* in core/config.c).
+func (p *parser) loopItems(key, v string) ([]string, error) {
+	switch key {
+	case "for":
+		// the words of the value, split at spaces (strtok on " ")
+		if n := countFields(v); n > MaxLoopItems {
+			return nil, fmt.Errorf("has %d items, over the limit of %d", n, MaxLoopItems)
+		}
+		var items []string
+		for _, w := range strings.Split(v, " ") {
+			if w != "" {
+				items = append(items, w)
+			}
+		}
+		return items, nil
+	case "for-glob":
+		// glob(3) with GLOB_MARK | GLOB_NOCHECK: directories end in /,
+		// and a pattern that matches nothing is its own only item.
+		pat := p.rel(v)
+		m, err := p.o.Glob(pat)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", QuoteValue(v), err)
+		}
+		if len(m) > MaxLoopItems {
+			return nil, fmt.Errorf("matches more than %d paths", MaxLoopItems)
+		}
+		if len(m) == 0 {
+			m = []string{pat}
+		}
+		items := make([]string, 0, len(m))
+		for _, it := range m {
+			if st, err := p.o.Stat(it); err == nil && st.IsDir() && !strings.HasSuffix(it, "/") {
+				it += "/"
+			}
+			if !filepath.IsAbs(v) {
+				it = strings.TrimPrefix(it, p.dir+"/")
+			}
+			if err := p.spend(len(it)); err != nil {
+				return nil, err
+			}
+			items = append(items, it)
+		}
+		return items, nil
+	case "for-times":
+		// uWSGI reads the count with atoi: anything else is 0 loops there,
+		// an error here.
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("wants a count, got %s", QuoteValue(v))
+		}
+		if n > MaxLoopItems {
+			return nil, fmt.Errorf("%d is over the limit of %d", n, MaxLoopItems)
+		}
+		items := make([]string, 0, n)
+		for i := 1; i <= n; i++ {
+			items = append(items, strconv.Itoa(i))
+		}
+		return items, nil
+	case "for-readline":
+		// the lines of the file as fgets reads them into 1024 bytes (a
+		// longer line is several items), without their trailing \r and \n.
+		b, err := p.o.ReadFile(p.rel(v))
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: %w", QuoteValue(v), err)
+		}
+		var items []string
+		for s := string(b); s != ""; {
+			n := strings.IndexByte(s, '\n') + 1
+			if n == 0 || n > 1023 {
+				n = min(len(s), 1023)
+			}
+			it := strings.TrimRight(s[:n], "\r\n")
+			s = s[n:]
+			if len(items) >= MaxLoopItems {
+				return nil, fmt.Errorf("has more than %d lines", MaxLoopItems)
+			}
+			items = append(items, it)
+		}
+		return items, nil
+	}
+	return nil, fmt.Errorf("not a loop")
+}
+
+// rel resolves a relative path against the file's directory: uWSGI's
+// Emperor starts a vassal in the vassals directory, where uWSGI resolves
+// relative paths of @(), if-exists and the loops.
+func (p *parser) rel(path string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(p.dir, path)
 }
 
 // countFields counts the words of v as strings.Fields would split it,
@@ -459,7 +706,7 @@ func (p *parser) spend(n int) error {
 // stops the parse at the line that crossed it.
 func (p *parser) fail(l rawLine, err error) {
 	if errors.Is(err, errTooBig) {
-		p.errorf(l.line, "expansion of this file exceeds %d MiB (the sum of its values after %%(...), $(...) and loops); giving up", MaxExpansion>>20)
+		p.errorf(l.line, "expansion of this file exceeds %d MiB (the sum of its values after %%(...), $(...), @(...) and loops); giving up", MaxExpansion>>20)
 		p.stopped = true
 		return
 	}
@@ -468,61 +715,113 @@ func (p *parser) fail(l rawLine, err error) {
 
 // cond evaluates an if-* line after expansion (uWSGI evaluates before
 // expansion, which breaks conditions on %(option) and $(ENV); see uWSGI
-// issue #1513). It returns the truth and the value of %(_) in the block.
-func (p *parser) cond(l rawLine) (bool, string, error) {
-	k := l.key
-	if k == "if-reload" {
-		return p.o.Reload, "", nil
-	}
-	if k == "if-not-reload" {
-		return !p.o.Reload, "", nil
+// issue #1513). It returns the truth and the value of %(_) in the taken
+// branch, as uWSGI sets it: the actual value for if-env and if-opt, the
+// condition's value for the others, none for if-reload, and for if-not-env
+// and if-not-opt the value only when the name is set to another one.
+func (p *parser) cond(l rawLine) (ok bool, under string, hasUnder bool, err error) {
+	c := conditions[l.key]
+	if c.test == "reload" {
+		return p.o.Reload != c.neg, "", false, nil
 	}
 	v, err := p.expand(l.value, "", false)
 	if err != nil {
-		return false, "", err
+		return false, "", false, err
 	}
-	neg := strings.HasPrefix(k, "if-not-")
-	base := strings.TrimPrefix(strings.TrimPrefix(k, "if-not-"), "if-")
 	if v == "" {
-		return false, "", fmt.Errorf("needs a value")
+		return false, "", false, fmt.Errorf("needs a value")
 	}
-	var ok bool
-	switch base {
+	under, hasUnder = v, true
+	switch c.test {
 	case "exists":
-		_, err := p.o.Stat(v)
+		_, err := p.o.Stat(p.rel(v))
 		ok = err == nil
 	case "file":
-		st, err := p.o.Stat(v)
+		st, err := p.o.Stat(p.rel(v))
 		ok = err == nil && st.Mode().IsRegular()
 	case "dir":
-		st, err := p.o.Stat(v)
+		st, err := p.o.Stat(p.rel(v))
 		ok = err == nil && st.IsDir()
-	case "env":
+	case "hostname":
+		ok = p.o.Hostname == v
+	case "hostname-match":
+		re, err := regexp.Compile(v)
+		if err != nil {
+			return false, "", false, fmt.Errorf("%s is not a regular expression: %w", QuoteValue(v), err)
+		}
+		ok = re.MatchString(p.o.Hostname)
+	case "plugin":
+		ok = p.plugins[pluginName(v)]
+	case "env", "opt":
 		name, want, hasWant := strings.Cut(v, "=")
-		val, set := p.o.Getenv(name)
-		ok = set && val != ""
-		if hasWant {
-			ok = set && val == want
+		var val string
+		var set bool
+		if c.test == "env" {
+			val, set = p.o.Getenv(name)
+		} else {
+			val, set = p.ph[name]
 		}
-		if ok && !neg {
-			return true, val, nil
-		}
-	case "opt":
-		name, want, hasWant := strings.Cut(v, "=")
-		val, set := p.ph[name]
-		ok = set
-		if hasWant {
-			ok = set && val == want
-		}
-		if ok && !neg {
-			return true, val, nil
-		}
+		ok = set && (!hasWant || val == want)
+		under, hasUnder = val, set
 	}
-	if neg {
-		return !ok, v, nil
-	}
-	return ok, v, nil
+	return ok != c.neg, under, hasUnder, nil
 }
+
+// pluginName is the name uWSGI gives a plugin named by a path or a file
+// name: /usr/lib/uwsgi/plugins/python3_plugin.so is python3.
+func pluginName(v string) string {
+	v = filepath.Base(strings.TrimSpace(v))
+	v = strings.TrimSuffix(v, ".so")
+	return strings.TrimSuffix(v, "_plugin")
+}
+
+// notePlugins records the plugins a plugin line names, for if-plugin.
+func (p *parser) notePlugins(k, v string) {
+	switch k {
+	case "plugin", "plugins", "need-plugin", "need-plugins":
+		for _, name := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+			p.plugins[pluginName(name)] = true
+		}
+	}
+}
+
+// setPH records the value of a name for %(name): the first one, as uWSGI's
+// uwsgi_get_exported_opt finds the first.
+func (p *parser) setPH(name, v string) {
+	if _, ok := p.ph[name]; !ok {
+		p.ph[name] = v
+	}
+}
+
+// lookup is the value of %(name): the first value set so far, or a value
+// set further down the file outside any block (uWSGI expands references
+// once the whole file is read).
+func (p *parser) lookup(name string) (string, bool, error) {
+	if v, ok := p.ph[name]; ok {
+		return v, true, nil
+	}
+	f, ok := p.scan.first[name]
+	if !ok || f.line.line <= p.cur {
+		return "", false, nil
+	}
+	if !f.top {
+		return "", false, fmt.Errorf("%%(%s) refers to line %d, inside a block further down: set it before this line", name, f.line.line)
+	}
+	if p.resolving[name] || len(p.resolving) >= maxForward {
+		return "", false, fmt.Errorf("%%(%s) refers to itself through line %d", name, f.line.line)
+	}
+	p.resolving[name] = true
+	defer delete(p.resolving, name)
+	v, err := p.expand(f.value, "", false)
+	if err != nil {
+		return "", false, fmt.Errorf("%%(%s), set at line %d: %w", name, f.line.line, err)
+	}
+	p.ph[name] = v
+	return v, true, nil
+}
+
+// maxForward bounds a chain of references to lines further down.
+const maxForward = 32
 
 func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 	p.items++
@@ -537,6 +836,33 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 		return
 	}
 	k := l.key
+	if k == "set" {
+		// uWSGI's set: NAME=VALUE sets the option NAME, or a placeholder
+		// when NAME is not an option.
+		name, val, ok := strings.Cut(v, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || isLogic(name) || name == "set" {
+			p.errorf(l.line, "set wants NAME=VALUE (an option or a placeholder), got %s", QuoteValue(v))
+			return
+		}
+		if !isOptionName(name) {
+			p.setPH(name, val)
+			return
+		}
+		l.key, k, v = name, name, val
+	}
+	p.setPH(k, v)
+	p.notePlugins(k, v)
+	if !isOptionName(k) && p.scan.refs[k] {
+		// A placeholder: %(k) refers to it somewhere in the file. Its
+		// value is checked where it is used.
+		return
+	}
+	p.applyValue(l, k, v)
+}
+
+// applyValue applies the option k of line l with its expanded value v.
+func (p *parser) applyValue(l rawLine, k, v string) {
 	if lang, ok := loaderOptions[k]; ok {
 		p.errorf(l.line, "%s is a uWSGI %s loader option; this emperor embeds no language plugin: run the app as a daemon instead, e.g. attach-daemon = <command that serves it>", k, lang)
 		return
@@ -547,11 +873,7 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 		return
 	}
 	if opt.Scope&p.o.Scope == 0 {
-		where := "a vassal file"
-		if opt.Scope == ScopeEmperor {
-			where = "the emperor's config (--config)"
-		}
-		p.errorf(l.line, "%s belongs in %s, not here", k, where)
+		p.errorf(l.line, "%s belongs in %s, not here", k, scopeName(opt.Scope))
 		return
 	}
 	if err := checkBytes(v); err != nil {
@@ -566,12 +888,17 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 			p.errorf(l.line, "%s wants NAME=VALUE, got %s", k, QuoteValue(v))
 			return
 		}
-		p.ph[name] = strings.TrimSpace(val)
+		if isOptionName(name) {
+			// as uWSGI: "you cannot use NAME as a placeholder, it is
+			// already available as an option"
+			p.errorf(l.line, "%s: %s is an option, not a placeholder name (write %s = VALUE, or set = %s=VALUE)", k, QuoteValue(name), name, name)
+			return
+		}
+		p.setPH(name, strings.TrimSpace(val))
 		return
 	}
+	p.setPH(opt.Name, v)
 	if opt.Kind == KindIgnored {
-		p.ph[k] = v
-		p.ph[opt.Name] = v
 		p.warnf(l.line, "%s has no effect under this emperor and is ignored", k)
 		return
 	}
@@ -581,22 +908,21 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 		p.errorf(l.line, "%s: %v", k, err)
 		return
 	}
-	p.ph[k] = v
-	p.ph[opt.Name] = v
 	p.file.Entries = append(p.file.Entries, Entry{Key: opt.Name, Value: v, Val: val, Line: l.line})
 }
 
-// expand replaces magic variables (%n ...), %(option) references and
-// $(ENV) / $(ENV:-default) lookups. Anything unknown or unresolved is an
-// error: uWSGI silently leaves or drops it, which hides typos until runtime.
-// It measures the result before it builds it, so a value over a limit costs
-// no memory, and the one it builds is allocated once at its final size.
+// expand replaces magic variables (%n ...), %(option) references and their
+// arithmetic, $(ENV) / $(ENV:-default) lookups and @(file) contents.
+// Anything unknown or unresolved is an error: uWSGI silently leaves or drops
+// it, which hides typos until runtime. It measures the result before it
+// builds it, so a value over a limit costs no memory, and the one it builds
+// is allocated once at its final size.
 func (p *parser) expand(s string, under string, hasUnder bool) (string, error) {
-	if !strings.ContainsAny(s, "%$") {
+	if !strings.ContainsAny(s, "%$@") {
 		return s, p.spend(len(s))
 	}
 	n := 0
-	err := p.walk(s, under, hasUnder, func(part string) error {
+	err := p.walk(s, under, hasUnder, 0, func(part string) error {
 		n += len(part)
 		if n > maxValueBytes {
 			return fmt.Errorf("value expands to more than %d bytes", maxValueBytes)
@@ -611,14 +937,24 @@ func (p *parser) expand(s string, under string, hasUnder bool) (string, error) {
 	}
 	var b strings.Builder
 	b.Grow(n)
-	p.walk(s, under, hasUnder, func(part string) error { b.WriteString(part); return nil })
+	p.walk(s, under, hasUnder, 0, func(part string) error { b.WriteString(part); return nil })
 	p.expanded += n
 	return b.String(), nil
 }
 
+// maxNesting bounds references inside references: @($(HOME)/%(f)).
+const maxNesting = 8
+
+var errNoUnder = errors.New("%(_) has no value here: uWSGI sets it only inside a for loop and in the taken branch of an if-* with a value (not in else, nor in if-reload); elsewhere it leaves %(_) as literal text")
+
 // walk passes the parts of the expansion of s to emit, in order: runs of
-// literal text and the values that replace each reference.
-func (p *parser) walk(s string, under string, hasUnder bool, emit func(string) error) error {
+// literal text and the values that replace each reference. The text inside
+// @(...) and $(...) is expanded first (uWSGI expands $() before @(), and
+// magic variables before both).
+func (p *parser) walk(s string, under string, hasUnder bool, depth int, emit func(string) error) error {
+	if depth > maxNesting {
+		return fmt.Errorf("references nest more than %d deep", maxNesting)
+	}
 	lit := 0 // start of the literal run not yet emitted
 	flush := func(i int) error {
 		if i > lit {
@@ -637,53 +973,45 @@ func (p *parser) walk(s string, under string, hasUnder bool, emit func(string) e
 			}
 			n := s[i+1]
 			switch {
-			case n == '%':
-				val, skip = "%", 1
 			case n == '(':
-				end := strings.IndexByte(s[i+2:], ')')
+				end := closing(s, i+1)
 				if end < 0 {
 					return fmt.Errorf("%%( is not closed")
 				}
-				name := s[i+2 : i+2+end]
-				var ok bool
-				if name == "_" {
-					val, ok = under, hasUnder
-					if !ok {
-						return fmt.Errorf("%%(_) is only set inside a for or if-* block")
-					}
-				} else {
-					val, ok = p.ph[name]
+				name := s[i+2 : end]
+				var err error
+				if val, err = p.ref(name, under, hasUnder); err != nil {
+					return err
 				}
-				if !ok {
-					return fmt.Errorf("unresolved reference %%(%s): no option or placeholder %s is set before this line", name, QuoteValue(name))
-				}
-				skip = 2 + end
+				skip = end - i
 			default:
-				var ok bool
-				val, ok = p.magic[n]
+				v, ok, err := p.magicVar(n)
+				if err != nil {
+					return err
+				}
 				if !ok {
-					return fmt.Errorf("unknown magic variable %%%c (known: %%n %%s %%p %%d %%e %%c %%h %%t %%T %%k %%%%)", n)
+					return fmt.Errorf("unknown magic variable %%%c (known: %%o %%p %%s %%n %%e %%d %%c %%0-%%9 %%x %%i %%j %%b %%V %%v %%h %%k %%t %%T %%u %%U %%g %%G %%[, the capitals of o p s n e d c x i j, and %%%%)", n)
 				}
-				skip = 1
+				val, skip = v, 1
 			}
-		case c == '$' && i+1 < len(s) && s[i+1] == '(':
-			end := strings.IndexByte(s[i+2:], ')')
+		case (c == '$' || c == '@') && i+1 < len(s) && s[i+1] == '(':
+			end := closing(s, i+1)
 			if end < 0 {
-				return fmt.Errorf("$( is not closed")
+				return fmt.Errorf("%c( is not closed", c)
 			}
-			inner := s[i+2 : i+2+end]
-			name, def, hasDef := strings.Cut(inner, ":-")
-			if name == "" {
-				return fmt.Errorf("$() names no environment variable")
+			inner, err := p.inner(s[i+2:end], under, hasUnder, depth)
+			if err != nil {
+				return err
 			}
-			v, set := p.o.Getenv(name)
-			if !set || (hasDef && v == "") {
-				if !hasDef {
-					return fmt.Errorf("environment variable %s is not set (write $(%s:-default) for a default)", name, name)
-				}
-				v = def
+			if c == '$' {
+				val, err = p.env(inner)
+			} else {
+				val, err = p.atFile(inner)
 			}
-			val, skip = v, 2+end
+			if err != nil {
+				return err
+			}
+			skip = end - i
 		default:
 			continue
 		}
@@ -697,4 +1025,84 @@ func (p *parser) walk(s string, under string, hasUnder bool, emit func(string) e
 		lit = i + 1
 	}
 	return flush(len(s))
+}
+
+// inner expands the text inside $(...) or @(...), bounded like a value.
+func (p *parser) inner(s string, under string, hasUnder bool, depth int) (string, error) {
+	if !strings.ContainsAny(s, "%$@") {
+		return s, nil
+	}
+	var b strings.Builder
+	err := p.walk(s, under, hasUnder, depth+1, func(part string) error {
+		if b.Len()+len(part) > 4096 {
+			return fmt.Errorf("the name inside $(...) or @(...) expands to more than 4096 bytes")
+		}
+		b.WriteString(part)
+		return nil
+	})
+	return b.String(), err
+}
+
+// ref is the value of %(name): %(_), an option or placeholder, or the
+// arithmetic of uWSGI's placeholders when name holds a space.
+func (p *parser) ref(name string, under string, hasUnder bool) (string, error) {
+	if name == "_" {
+		if !hasUnder {
+			return "", errNoUnder
+		}
+		return under, nil
+	}
+	if strings.Contains(name, " ") {
+		return p.compute(name, under, hasUnder)
+	}
+	v, ok, err := p.lookup(name)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("unresolved reference %%(%s): no option or placeholder %s is set before this line", name, QuoteValue(name))
+	}
+	return v, nil
+}
+
+// env is $(NAME) or our $(NAME:-default).
+func (p *parser) env(inner string) (string, error) {
+	name, def, hasDef := strings.Cut(inner, ":-")
+	if name == "" {
+		return "", fmt.Errorf("$() names no environment variable")
+	}
+	v, set := p.o.Getenv(name)
+	if !set || (hasDef && v == "") {
+		if !hasDef {
+			return "", fmt.Errorf("environment variable %s is not set (write $(%s:-default) for a default)", name, name)
+		}
+		v = def
+	}
+	return v, nil
+}
+
+// atFile is @(path): the content of a file, as uWSGI's uwsgi_at_file_read
+// gives it: one trailing \n or \r is removed, nothing else. A relative path
+// is in the file's directory (uWSGI's working directory under its Emperor).
+// The file is read once per parse.
+func (p *parser) atFile(path string) (string, error) {
+	if path == "" {
+		return "", fmt.Errorf("@() names no file")
+	}
+	full := p.rel(path)
+	if v, ok := p.files[full]; ok {
+		return v, nil
+	}
+	b, err := p.o.ReadFile(full)
+	if err != nil {
+		return "", fmt.Errorf("@(%s): %w", path, err)
+	}
+	if n := len(b); n > 0 && (b[n-1] == '\n' || b[n-1] == '\r') {
+		b = b[:n-1]
+	}
+	if len(b) > maxValueBytes {
+		return "", fmt.Errorf("@(%s) is %d bytes, over the %d byte limit of a value", path, len(b), maxValueBytes)
+	}
+	p.files[full] = string(b)
+	return string(b), nil
 }

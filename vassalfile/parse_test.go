@@ -104,7 +104,7 @@ func TestExpansionErrors(t *testing.T) {
 		"chdir = /x/%":          "lone %",
 		"chdir = %(uid":         "%( is not closed",
 		"chdir = $(HOME":        "$( is not closed",
-		"chdir = %(_)":          "%(_) is only set inside",
+		"chdir = %(_)":          "%(_) has no value here",
 		"uid = a\nchdir = %(g)": "unresolved reference %(g)",
 	}
 	for line, want := range cases {

@@ -1,0 +1,476 @@
+package vassalfile
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// envOf returns the values of the env options of f.
+func envOf(f *File) []string {
+	var out []string
+	for _, e := range f.All("env") {
+		out = append(out, e.Value)
+	}
+	return out
+}
+
+func wantEnv(t *testing.T, f *File, want ...string) {
+	t.Helper()
+	if got := envOf(f); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("env\n got %q\nwant %q", got, want)
+	}
+}
+
+// A key that is no option is a placeholder when %(key) refers to it
+// anywhere in the file, before or after it (uWSGI: any exported option is a
+// placeholder).
+func TestPlaceholderKeys(t *testing.T) {
+	f := mustParse(t, `[uwsgi]
+project = shop
+base = /srv/%(project)
+chdir = %(base)/current
+env = P=%(project)
+`, ParseOptions{})
+	s, _ := Decode(f)
+	if s.Chdir != "/srv/shop/current" {
+		t.Fatalf("chdir %q", s.Chdir)
+	}
+	wantEnv(t, f, "P=shop")
+	if len(f.Entries) != 2 {
+		t.Fatalf("placeholders became entries: %+v", f.Entries)
+	}
+	// referred to only by an arithmetic expression or an if-opt
+	mustParse(t, "[uwsgi]\nworkers_n = 4\nenv = N=%(workers_n + 1)\n", ParseOptions{})
+	mustParse(t, "[uwsgi]\nmode = prod\nif-opt = mode=prod\nenv = M=1\nendif =\n", ParseOptions{})
+}
+
+// An unknown key that nothing refers to stays an error with a hint.
+func TestUnreferencedUnknownKey(t *testing.T) {
+	_, err := parse(t, "[uwsgi]\nproject = shop\nchdri = /srv\nenv = P=%(project)\n", ParseOptions{})
+	d := diags(t, err)
+	if len(d) != 1 || d[0].Line != 3 || !strings.Contains(d[0].Message, `did you mean "chdir"`) {
+		t.Fatalf("%v", err)
+	}
+}
+
+// uWSGI's %(name) is the first value set for name, and it may be set
+// further down the file (uWSGI expands references once it has read the
+// whole file).
+func TestPlaceholderFirstValueAndForward(t *testing.T) {
+	f := mustParse(t, `[uwsgi]
+env = A=%(later)
+later = L1
+later = L2
+env = B=%(later)
+chdir = /a
+chdir = /b
+env = C=%(chdir)
+env = D=%(x)
+x = %(y)-x
+y = y
+`, ParseOptions{})
+	wantEnv(t, f, "A=L1", "B=L1", "C=/a", "D=y-x")
+
+	for src, want := range map[string]string{
+		"env = A=%(loop)\nloop = %(loop)\n":                                 "refers to itself",
+		"env = A=%(a)\na = %(b)\nb = %(a)\n":                                "refers to itself",
+		"env = A=%(inblock)\nif-not-reload =\ninblock = 1\nendif =\n":       "inside a block further down",
+		"env = A=%(nowhere)\n":                                              "unresolved reference %(nowhere)",
+		"env = A=%(bad)\nbad = $(NOT_SET_HERE)\n":                           "set at line 3: environment variable NOT_SET_HERE is not set",
+		"if-opt = later\nenv = A=1\nendif =\nlater = 1\nenv = B=%(later)\n": "",
+	} {
+		_, err := parse(t, "[uwsgi]\n"+src, ParseOptions{})
+		if want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", src, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", src, err, want)
+		}
+	}
+	// if-opt sees only what is set before it, as in uWSGI
+	f = mustParse(t, "[uwsgi]\nif-opt = later\nenv = A=1\nendif =\nlater = 1\nenv = B=%(later)\n", ParseOptions{})
+	wantEnv(t, f, "B=1")
+}
+
+// set sets an option, or a placeholder when the name is not one;
+// set-placeholder refuses an option's name, as uWSGI does.
+func TestSetAndSetPlaceholder(t *testing.T) {
+	f := mustParse(t, "[uwsgi]\nset = chdir=/srv\nset = root=/data\nenv = R=%(root)\n", ParseOptions{})
+	s, _ := Decode(f)
+	if s.Chdir != "/srv" {
+		t.Fatalf("chdir %q", s.Chdir)
+	}
+	wantEnv(t, f, "R=/data")
+	for src, want := range map[string]string{
+		"set-placeholder = chdir=/x\n": "is an option, not a placeholder name",
+		"set = novalue\n":              "set wants NAME=VALUE",
+		"set = uid=\n":                 "uid",
+	} {
+		_, err := parse(t, "[uwsgi]\n"+src, ParseOptions{})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", src, err, want)
+		}
+	}
+}
+
+// A bare key is key = true; a bare line that is no option is an unknown
+// option, with its line.
+func TestBareFlags(t *testing.T) {
+	f := mustParse(t, "[uwsgi]\nno-initgroups\nstatic-safe = /x\n", ParseOptions{})
+	e, ok := f.Last("no-initgroups")
+	if !ok || e.Value != "true" || e.Val != true || e.Line != 2 {
+		t.Fatalf("%+v", f.Entries)
+	}
+	f = mustParse(t, "[uwsgi]\nflag\nenv = F=%(flag)\n", ParseOptions{})
+	wantEnv(t, f, "F=true")
+	_, err := parse(t, "[uwsgi]\nuid = a\nno-initgroup\n", ParseOptions{})
+	d := diags(t, err)
+	if len(d) != 1 || d[0].Line != 3 || !strings.Contains(d[0].Message, `did you mean "no-initgroups"`) {
+		t.Fatalf("%v", err)
+	}
+}
+
+// Every magic variable of uWSGI 2.0's table, with the values uWSGI 2.0.21
+// gives a vassal its Emperor starts from /etc/uwsgi/vassals (checked against
+// the real uwsgi with print = ...).
+func TestMagicTable(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "uwsgi")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho 2.0.21-debian\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := mustParse(t, `[uwsgi]
+env = o=%o p=%p s=%s n=%n e=%e d=%d c=%c x=%x
+env = digits=%0,%1,%2,%3,%9
+env = caps=%O %P %S %N %E %D %C %X %J
+env = j=%j v=%v h=%h t=%t T=%T k=%k
+env = V=%V b=%b
+env = u=%u g=%g U=%U G=%G i=%i pct=%%
+`, ParseOptions{UWSGI: bin})
+	want := []string{
+		"o=app001.ini p=/etc/uwsgi/vassals/app001.ini s=app001.ini n=app001 e=ini d=/etc/uwsgi/vassals/ c=vassals x=",
+		"digits=etc,uwsgi,vassals,,",
+		"caps=app001.ini /etc/uwsgi/vassals/app001.ini app001.ini app001 ini /etc/uwsgi/vassals/ vassals  " + djb33xHex("/etc/uwsgi/vassals/app001.ini"),
+		"j=" + djb33xHex("/etc/uwsgi/vassals/app001.ini") + " v=/etc/uwsgi/vassals h=host1 t=1700000000 T=1700000000000000 k=" + strconv.Itoa(cpusOnline()),
+		"V=2.0.21-debian b=" + bin,
+	}
+	got := envOf(f)
+	for i, w := range want {
+		if got[i] != w {
+			t.Errorf("line %d\n got %q\nwant %q", i, got[i], w)
+		}
+	}
+	if !strings.HasPrefix(got[5], "u="+strconv.Itoa(os.Getuid())+" g="+strconv.Itoa(os.Getgid())+" U=") || !strings.HasSuffix(got[5], " i= pct=%") {
+		t.Errorf("ids: %q", got[5])
+	}
+	// %j as uWSGI 2.0.21 prints it for /tmp/dtest/sub/a.ini
+	if j := djb33xHex("/tmp/dtest/sub/a.ini"); j != "BBE5EF7B" {
+		t.Errorf("%%j = %s", j)
+	}
+	// %[ is ESC (for colours in uWSGI's log formats)
+	p := &parser{o: ParseOptions{Scope: ScopeVassal}}
+	p.o.fill()
+	p.initMagic("/x.ini")
+	if v, ok, _ := p.magicVar('['); !ok || v != "\x1b" || p.magic['d'] != "/" || p.magic['c'] != "" || p.magic['0'] != "" {
+		t.Errorf("%%[ = %q, magic of /x.ini: %q", v, p.magic)
+	}
+}
+
+// %i is the inode of the file, %p resolves symlinks of the directories but
+// not of the file itself.
+func TestMagicOfARealFile(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	os.Mkdir(real, 0o755)
+	os.Symlink(real, filepath.Join(dir, "link"))
+	file := filepath.Join(real, "app.ini")
+	os.WriteFile(file, nil, 0o644)
+	os.Symlink(file, filepath.Join(dir, "direct.ini"))
+	st, _ := os.Lstat(file)
+	ino := strconv.FormatUint(st.Sys().(*syscall.Stat_t).Ino, 10)
+	f, err := Parse(filepath.Join(dir, "link", "app.ini"), []byte("[uwsgi]\nenv = X=%p %i\n"), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnv(t, f, "X="+file+" "+ino)
+	f, err = Parse(filepath.Join(dir, "direct.ini"), []byte("[uwsgi]\nenv = X=%p %n\n"), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnv(t, f, "X="+filepath.Join(dir, "direct.ini")+" direct")
+}
+
+func TestUnknownMagic(t *testing.T) {
+	for _, v := range []string{"%q", "%a", "%w", "%Z", "%-"} {
+		_, err := parse(t, "[uwsgi]\nchdir = "+v+"\n", ParseOptions{})
+		if err == nil || !strings.Contains(err.Error(), "unknown magic variable "+v) {
+			t.Errorf("%s: %v", v, err)
+		}
+	}
+	_, err := parse(t, "[uwsgi]\nchdir = %V\n", ParseOptions{UWSGI: "/nonexistent/uwsgi"})
+	if err == nil || !strings.Contains(err.Error(), "%V is the uWSGI version") {
+		t.Errorf("%%V without uwsgi: %v", err)
+	}
+}
+
+// Placeholder arithmetic as uWSGI's uwsgi_manage_placeholder computes it,
+// checked against uWSGI 2.0.21: a pipeline from left to right.
+func TestPlaceholderArithmetic(t *testing.T) {
+	f := mustParse(t, `[uwsgi]
+b = 7
+neg = -3
+txt = abc
+env = a=%(b + 3)
+env = b=%(b b)
+env = c=%(b * 2 + 1)
+env = d=%(b / 0)
+env = e=%(b ++)
+env = f=%(b --)
+env = g=%(b - 10)
+env = h=%(neg * neg)
+env = i=%(txt + 1)
+env = j=%(b 1 + 1)
+env = k=%(b  /  2)
+env = l=%(9223372036854775807 + 1)
+for = 1 2
+env = m%(_)=%(_ * 10)
+endfor =
+`, ParseOptions{})
+	wantEnv(t, f, "a=10", "b=77", "c=15", "d=0", "e=8", "f=6", "g=-3", "h=9", "i=1", "j=72", "k=3", "l=-9223372036854775808", "m1=10", "m2=20")
+	for src, want := range map[string]string{
+		"env = A=%(nope + 1)\n":  "unresolved reference \"nope\" in %(nope + 1)",
+		"env = A=%(+ -)\n":       "computes no value",
+		"env = A=%(-)\n":         "unresolved reference %(-)",
+		"env = A=%( )\n":         "computes no value",
+		"env = A=%(_ + 1)\n":     "%(_) has no value here",
+		"env = A=%(b + 1\nb=1\n": "%( is not closed",
+	} {
+		_, err := parse(t, "[uwsgi]\n"+src, ParseOptions{})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", src, err, want)
+		}
+	}
+}
+
+func TestStrtoll(t *testing.T) {
+	for s, want := range map[string]int64{
+		"": 0, "12": 12, " -4x": -4, "+5": 5, "abc": 0,
+		"99999999999999999999": 9223372036854775807, "-99999999999999999999": -9223372036854775808,
+		"-9223372036854775808": -9223372036854775808,
+	} {
+		if got := strtoll(s); got != want {
+			t.Errorf("strtoll(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
+
+// Every logic keyword of uWSGI 2.0 and its aliases, with %(_) as uWSGI
+// sets it.
+func TestEveryLogicKeyword(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	os.WriteFile(file, nil, 0o644)
+	src := `[uwsgi]
+ifexists = ` + file + `
+env = ifexists=%(_)
+endif =
+if-not-exists = ` + dir + `/nope
+env = if-not-exists=%(_)
+end-if =
+if-file = ` + file + `
+env = if-file=1
+endif =
+if-not-file = ` + dir + `
+env = if-not-file=1
+endif =
+ifdir = ` + dir + `
+env = ifdir=1
+end =
+if-directory = ` + dir + `
+env = if-directory=1
+endif =
+if-not-dir = ` + file + `
+env = if-not-dir=1
+endif =
+ifenv = MODE
+env = ifenv=%(_)
+endif =
+if-env = MODE=prod
+env = if-env-eq=%(_)
+endif =
+if-not-env = MODE=dev
+env = if-not-env-other=%(_)
+endif =
+if-hostname = host1
+env = if-hostname=%(_)
+endif =
+if-not-hostname = host2
+env = if-not-hostname=1
+endif =
+if-hostname-match = ^h.st[0-9]$
+env = if-hostname-match=1
+endif =
+if-not-hostname-match = ^web
+env = if-not-hostname-match=1
+endif =
+plugin = /usr/lib/uwsgi/plugins/python3_plugin.so
+if-plugin = python3
+env = if-plugin=%(_)
+endif =
+ifplugin = psgi
+env = WRONG=1
+endif =
+if-not-plugin = psgi
+env = if-not-plugin=1
+endif =
+if-not-reload =
+env = if-not-reload=1
+endif =
+for-readline = lines.txt
+env = line=[%(_)]
+end-for =
+for-glob = ` + dir + `/*
+env = glob=%(_)
+endfor =
+for-glob = ` + dir + `/*.none
+env = nocheck=%(_)
+endfor =
+`
+	os.WriteFile(filepath.Join(dir, "lines.txt"), []byte("a\r\n\nb c\n"+strings.Repeat("x", 1030)), 0o644)
+	f, err := Parse(filepath.Join(dir, "v.ini"), []byte(src), ParseOptions{
+		Getenv: env(map[string]string{"MODE": "prod"}), Hostname: "host1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ifexists=" + file, "if-not-exists=" + dir + "/nope", "if-file=1", "if-not-file=1",
+		"ifdir=1", "if-directory=1", "if-not-dir=1", "ifenv=prod", "if-env-eq=prod", "if-not-env-other=prod",
+		"if-hostname=host1", "if-not-hostname=1", "if-hostname-match=1", "if-not-hostname-match=1",
+		"if-plugin=python3", "if-not-plugin=1", "if-not-reload=1",
+		"line=[a]", "line=[]", "line=[b c]", "line=[" + strings.Repeat("x", 1023) + "]", "line=[xxxxxxx]",
+		"glob=" + file, "glob=" + dir + "/lines.txt", "nocheck=" + dir + "/*.none"}
+	wantEnv(t, f, want...)
+}
+
+// Relative paths of conditions, loops and @() are in the file's directory,
+// uWSGI's working directory under its Emperor; for-glob marks directories
+// and gives relative items for a relative pattern.
+func TestRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "secret"), []byte("s3cret\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "list"), []byte("one\ntwo\n"), 0o600)
+	src := "[uwsgi]\nif-exists = secret\nenv = S=@(secret)\nendif =\nfor-glob = s*\nenv = G=%(_)\nendfor =\nfor-readline = list\nenv = L=%(_)\nendfor =\n"
+	f, err := Parse(filepath.Join(dir, "v.ini"), []byte(src), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnv(t, f, "S=s3cret", "G=secret", "G=sub/", "L=one", "L=two")
+}
+
+// @(file) is the file's content without one trailing newline, as uWSGI's
+// uwsgi_at_file_read; names inside it are expanded first.
+func TestAtFile(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"one": "v1\n", "two": "v2\n\n", "cr": "v3\r", "none": "v4", "crlf": "v5\r\n"} {
+		os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644)
+	}
+	src := "[uwsgi]\nset-ph = d=" + dir + "\nenv = A=@(%(d)/one)\nenv = B=@($(D)/none)\nenv = D=@(none)@(%dnone)\n"
+	f, err := Parse(filepath.Join(dir, "v.ini"), []byte(src), ParseOptions{Getenv: env(map[string]string{"D": dir})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnv(t, f, "A=v1", "B=v4", "D=v4v4")
+	for _, c := range []struct{ src, want string }{
+		{"env = A=@(two)\n", "control byte 0x0a"},    // "v2\n": one newline only is removed
+		{"env = A=@(crlf)\n", "control byte 0x0d"},   // "v5\r"
+		{"env = A=@(missing)\n", "@(missing): open"}, // uWSGI exits
+		{"env = A=@()\n", "@() names no file"},
+		{"env = A=@(" + dir + ")\n", "not a regular file"},
+		{"env = A=@(one\n", "@( is not closed"},
+		{"env = A=@(@(@(@(@(@(@(@(@(@(x))))))))))\n", "nest more than"},
+	} {
+		_, err := Parse(filepath.Join(dir, "v.ini"), []byte("[uwsgi]\n"+c.src), ParseOptions{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want %q", c.src, err, c.want)
+		}
+	}
+}
+
+// %(_) has a value where uWSGI gives it one: not in else, if-reload, nor in
+// if-not-env / if-not-opt when the name is not set.
+func TestUnderscoreScope(t *testing.T) {
+	for _, src := range []string{
+		"if-env = NOPE\nenv = A=1\nelse =\nenv = B=%(_)\nendif =\n",
+		"if-not-reload =\nenv = B=%(_)\nendif =\n",
+		"if-not-env = NOPE\nenv = B=%(_)\nendif =\n",
+		"if-not-opt = nope\nenv = B=%(_)\nendif =\n",
+	} {
+		_, err := parse(t, "[uwsgi]\n"+src, ParseOptions{})
+		if err == nil || !strings.Contains(err.Error(), "%(_) has no value here") {
+			t.Errorf("%q: %v", src, err)
+		}
+	}
+	f := mustParse(t, "[uwsgi]\nchdir = /a\nif-not-opt = chdir=/b\nenv = B=%(_)\nendif =\n", ParseOptions{})
+	wantEnv(t, f, "B=/a")
+}
+
+// Any end keyword closes any block, as in uWSGI; the wrong one gets a
+// warning that says which to write.
+func TestEndKeywords(t *testing.T) {
+	f := mustParse(t, "[uwsgi]\nfor = a b\nenv = X=%(_)\nendif =\nif-not-reload =\nenv = Y=1\nendfor =\nif-reload =\nenv = Z=1\nend =\n", ParseOptions{})
+	wantEnv(t, f, "X=a", "X=b", "Y=1")
+	if len(f.Warnings) != 2 || f.Warnings[0].Line != 4 || !strings.Contains(f.Warnings[0].Message, "write endfor") || f.Warnings[1].Line != 7 {
+		t.Fatalf("%v", f.Warnings)
+	}
+}
+
+// Names in lines that are not applied are checked like applied ones; their
+// values are not.
+func TestDeadBranches(t *testing.T) {
+	src := `[uwsgi]
+if-env = NOT_SET
+chdri = /x
+env = %(undefined)
+uid = %(also-undefined)
+endif =
+if-not-env = NOT_SET
+attach-daemon = x
+else =
+attach-deamon = y
+endif =
+for = %(empty)
+procesess = 4
+endfor =
+if-env = NOT_SET
+emperor = /etc
+placeholder = %(_)
+chdir = %(placeholder)
+endif =
+empty =
+`
+	_, err := parse(t, src, ParseOptions{})
+	d := diags(t, err)
+	lines := []int{}
+	for _, x := range d {
+		lines = append(lines, x.Line)
+	}
+	if len(d) != 4 || d[0].Line != 3 || !strings.Contains(d[0].Message, `did you mean "chdir"`) ||
+		d[1].Line != 10 || !strings.Contains(d[1].Message, `did you mean "attach-daemon"`) ||
+		d[2].Line != 13 || !strings.Contains(d[2].Message, "unknown option \"procesess\"") ||
+		d[3].Line != 16 || !strings.Contains(d[3].Message, "belongs in the emperor's config") {
+		t.Fatalf("lines %v:\n%v", lines, err)
+	}
+	// the names in a nested block, after its error, and in an unclosed
+	// block are checked too
+	_, err = parse(t, "[uwsgi]\nif-reload =\nif-env = X\nchdri = 1\nendif =\nendif =\nfor = a\nuidd = 1\n", ParseOptions{})
+	d = diags(t, err)
+	if len(d) != 4 || d[1].Line != 4 || d[3].Line != 8 {
+		t.Fatalf("%v", err)
+	}
+}
