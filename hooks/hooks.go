@@ -1,37 +1,61 @@
-// Package hooks parses and runs uWSGI-style hooks: "action:args" lines run
-// at fixed phases of a vassal's start (asap, pre-jail, post-jail, in-jail,
-// as-root, as-user, as-user-atexit). Every action and every flag is checked
-// when the file is parsed, so a typo is a config error with file and line,
-// never a runtime surprise.
+// Package hooks parses and runs uWSGI 2.0's hooks: "[!]action:args" lines
+// run at fixed phases of a vassal's start (asap, pre-jail, in-jail,
+// post-jail, as-root, as-user, as-user-atexit) and of its link with the
+// emperor (emperor-stop, emperor-reload). Every action, flag
+// and argument is checked when the file is parsed, so a typo is a config
+// error with file and line, never a runtime surprise.
+//
+// The phases that run inside uWSGI's app server (pre-app, post-app,
+// accepting, master-start...) are not run here: ParseApp checks such a
+// line as uWSGI 2.0.21 would run it, and the line is handed to uWSGI.
 package hooks
 
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
-
-	"github.com/emperor-dev/emperor/userdb"
 )
 
 // Phase is when a hook runs.
 type Phase string
 
+// The phases PID 1 runs, in uWSGI's order (core/uwsgi.c, core/utils.c:
+// uwsgi_as_root), and those of the emperor link (core/emperor.c).
 const (
 	Asap         Phase = "asap"
 	PreJail      Phase = "pre-jail"
-	PostJail     Phase = "post-jail"
 	InJail       Phase = "in-jail"
+	PostJail     Phase = "post-jail"
 	AsRoot       Phase = "as-root"
 	AsUser       Phase = "as-user"
 	AsUserAtexit Phase = "as-user-atexit"
+
+	EmperorStop   Phase = "emperor-stop"
+	EmperorReload Phase = "emperor-reload"
 )
 
-// Phases lists the phases in the order they run on a first start.
-var Phases = []Phase{Asap, PreJail, PostJail, InJail, AsRoot, AsUser, AsUserAtexit}
+// Phases lists the start phases in the order they run on a first start.
+var Phases = []Phase{Asap, PreJail, InJail, PostJail, AsRoot, AsUser, AsUserAtexit}
+
+// EmperorPhases are run when the emperor asks PID 1 to stop or reload
+// (uWSGI runs them in a vassal's master when its Emperor says so).
+// uWSGI's emperor-lost has no moment here: PID 1 dies with the emperor.
+var EmperorPhases = []Phase{EmperorStop, EmperorReload}
+
+// Fatal says whether a failure in the phase stops it and fails the vassal.
+// As in uWSGI (uwsgi_hooks_run(..., fatal=0)), as-user-atexit and the
+// emperor phases log a failure and go on with the next hook.
+func (p Phase) Fatal() bool {
+	switch p {
+	case AsUserAtexit, EmperorStop, EmperorReload:
+		return false
+	}
+	return true
+}
 
 // Family is how a hook line was written; within a phase, hook-<phase> lines
-// run first, then mount-, umount- and exec-<phase>, each in file order.
+// run first, then mount-, umount-, exec- and call-<phase>, each in file
+// order (uWSGI's order).
 type Family int
 
 const (
@@ -39,156 +63,193 @@ const (
 	FamilyMount
 	FamilyUmount
 	FamilyExec
+	FamilyCall
 )
+
+// Families lists the families in run order.
+var Families = []Family{FamilyHook, FamilyMount, FamilyUmount, FamilyExec, FamilyCall}
+
+// Prefix is the option prefix of the family: hook, mount, umount, exec, call.
+func (f Family) Prefix() string {
+	return [...]string{"hook", "mount", "umount", "exec", "call"}[f]
+}
 
 // Hook is one parsed hook line.
 type Hook struct {
 	Phase  Phase
 	Family Family
-	Action string // canonical action name
-	Args   string
-	Line   int
+	// Action is the canonical action that runs (callret:chdir runs chdir).
+	Action string
+	// Written is the action as the file wrote it, without "!" (cd, creat,
+	// callret:chdir).
+	Written string
+	Args    string
+	Line    int
+	// Private is uWSGI's "!" prefix: the hook's arguments (a password
+	// written to a file, a command line) never reach the log.
+	Private bool
+	// IgnoreFailure is set for actions whose failure uWSGI does not count
+	// (call, safeexec): the failure is logged and the phase goes on.
+	IgnoreFailure bool
 
 	mount  *mountSpec
 	umount *umountSpec
+	mode   uint32 // chmod
+	ids    [2]int // chown2
+	file   string // write, append...: FILE; the rest of Args is the data
+	data   string
+	hasArg bool // appendn: a FILE alone appends a newline
+	exit   int  // exit
 }
 
-func (h Hook) String() string { return h.Action + ":" + h.Args }
-
-type action struct {
-	aliases []string
-	parse   func(h *Hook) error
-}
-
-var actions = map[string]*action{
-	"exec":          {parse: needArgs},
-	"mount":         {parse: parseMountHook},
-	"umount":        {parse: parseUmountHook},
-	"mkdir":         {parse: needArgs},
-	"chdir":         {aliases: []string{"cd"}, parse: needArgs},
-	"write":         {parse: needFileAndData},
-	"writen":        {parse: needFileAndData},
-	"append":        {parse: needFileAndData},
-	"appendn":       {parse: needFileAndData},
-	"create":        {parse: needArgs},
-	"unlink":        {parse: needArgs},
-	"chmod":         {parse: parseChmod},
-	"chown":         {parse: parseChown},
-	"putenv":        {parse: parsePutenv},
-	"hostname":      {aliases: []string{"sethostname"}, parse: needArgs},
-	"print":         {aliases: []string{"log"}, parse: func(*Hook) error { return nil }},
-	"wait_for_fs":   {parse: needArgs},
-	"wait_for_file": {parse: needArgs},
-	"wait_for_dir":  {parse: needArgs},
-}
-
-var actionAlias = map[string]string{}
-
-func init() {
-	for name, a := range actions {
-		actionAlias[name] = name
-		for _, al := range a.aliases {
-			actionAlias[al] = name
-		}
+// String is the hook as written; a private hook hides its arguments.
+func (h Hook) String() string {
+	w := h.Written
+	if w == "" {
+		w = h.Action
 	}
-}
-
-// Actions lists the known action names, for docs.
-func Actions() []string {
-	out := make([]string, 0, len(actionAlias))
-	for a := range actionAlias {
-		out = append(out, a)
+	if h.Private {
+		return "!" + w + " (private: arguments not shown)"
 	}
-	sort.Strings(out)
-	return out
+	if strings.Contains(w, ":") { // callret:chdir
+		return strings.TrimSpace(w + " " + h.Args)
+	}
+	return w + ":" + h.Args
 }
 
-// Parse reads one hook-<phase> value, "action:args".
+// Parse reads one hook-<phase> value, "[!]action:args", for a phase PID 1
+// runs.
 func Parse(phase Phase, value string, line int) (Hook, error) {
-	name, args, ok := strings.Cut(value, ":")
-	if !ok {
-		return Hook{}, fmt.Errorf("%q is not action:arguments (e.g. exec:/bin/true)", value)
+	priv, name, args, err := split(value)
+	if err != nil {
+		return Hook{}, err
 	}
-	name = strings.TrimSpace(name)
-	args = strings.TrimSpace(args)
-	h := Hook{Phase: phase, Family: FamilyHook, Args: args, Line: line}
-	switch name {
-	case "callret", "callint", "call", "callintret":
-		// uWSGI calls a C symbol here. The tutorial's "callret:chdir /"
-		// is the one use that has a meaning without a C runtime: map it to
-		// the builtin chdir.
-		fn, fargs, _ := strings.Cut(args, " ")
-		if fn != "chdir" {
-			return Hook{}, fmt.Errorf("%s:%s calls a C function in uWSGI; only %s:chdir DIR is supported (mapped to the builtin chdir)", name, fn, name)
+	h := Hook{Phase: phase, Family: FamilyHook, Written: name, Args: args, Line: line, Private: priv}
+	if isCall(name) {
+		if err := mapCall(&h); err != nil {
+			return Hook{}, err
 		}
-		h.Action, h.Args = "chdir", strings.TrimSpace(fargs)
-		return h, needArgs(&h)
+		return h, nil
 	}
 	canon, ok := actionAlias[name]
 	if !ok {
-		return Hook{}, fmt.Errorf("unknown hook action %q (known: %s)", name, strings.Join(Actions(), ", "))
+		return Hook{}, unknownAction(name)
 	}
 	h.Action = canon
-	if err := actions[canon].parse(&h); err != nil {
+	a := actions[canon]
+	if a.notHere != "" {
+		return Hook{}, fmt.Errorf("%s: %s", name, a.notHere)
+	}
+	if err := a.parse(&h); err != nil {
 		return Hook{}, fmt.Errorf("%s: %w", name, err)
 	}
+	h.IgnoreFailure = a.ignoreFailure
 	return h, nil
 }
 
 // ParseFamily reads a shortcut line: exec-<phase> = CMD, mount-<phase> =
-// ARGS, umount-<phase> = ARGS.
+// ARGS, umount-<phase> = ARGS, call-<phase> = FUNCTION.
 func ParseFamily(phase Phase, fam Family, value string, line int) (Hook, error) {
-	act := map[Family]string{FamilyExec: "exec", FamilyMount: "mount", FamilyUmount: "umount"}[fam]
-	h, err := Parse(phase, act+":"+value, line)
+	if fam == FamilyHook {
+		return Parse(phase, value, line)
+	}
+	if fam == FamilyCall {
+		// uwsgi_call_symbol: a C function called with no argument, whose
+		// result is not looked at by most phases.
+		h := Hook{Phase: phase, Family: fam, Written: "call", Args: strings.TrimSpace(value), Line: line}
+		if err := mapCall(&h); err != nil {
+			return Hook{}, err
+		}
+		return h, nil
+	}
+	h, err := Parse(phase, fam.Prefix()+":"+value, line)
 	h.Family = fam
 	return h, err
 }
 
-func needArgs(h *Hook) error {
-	if h.Args == "" {
-		return fmt.Errorf("needs an argument")
+// split cuts "[!]action:args".
+func split(value string) (priv bool, name, args string, err error) {
+	name, args, ok := strings.Cut(value, ":")
+	if !ok {
+		return false, "", "", fmt.Errorf("%s is not action:arguments (e.g. exec:/bin/true)", quote(value))
 	}
-	return nil
+	name = strings.TrimSpace(name)
+	if strings.HasPrefix(name, "!") {
+		priv, name = true, strings.TrimSpace(name[1:])
+	}
+	return priv, name, strings.TrimSpace(args), nil
 }
 
-func needFileAndData(h *Hook) error {
-	f, _, ok := strings.Cut(h.Args, " ")
-	if !ok || f == "" {
-		return fmt.Errorf("wants FILE DATA, got %q", h.Args)
+func unknownAction(name string) error {
+	if hint, ok := notUWSGI[name]; ok {
+		return fmt.Errorf("%s is not a hook action of uWSGI 2.0: %s", quote(name), hint)
 	}
-	return nil
+	if s := nearest(name); s != "" {
+		return fmt.Errorf("unknown hook action %s (did you mean %s?)", quote(name), s)
+	}
+	return fmt.Errorf("unknown hook action %s (known: %s)", quote(name), strings.Join(Actions(), ", "))
 }
 
-func parseChmod(h *Hook) error {
-	f := strings.Fields(h.Args)
-	if len(f) != 2 {
-		return fmt.Errorf("wants PATH MODE (octal), got %q", h.Args)
-	}
-	if _, err := strconv.ParseUint(f[1], 8, 32); err != nil {
-		return fmt.Errorf("mode %q is not octal", f[1])
-	}
-	return nil
+// notUWSGI are actions people expect from other tools; uWSGI has none of
+// them, so a file using them would not run on uWSGI either.
+var notUWSGI = map[string]string{
+	"symlink": "write exec:ln -s TARGET LINK",
+	"ln":      "write exec:ln -s TARGET LINK",
+	"rmdir":   "write exec:rmdir DIR",
+	"mkfifo":  "write exec:mkfifo PATH",
+	"chroot":  "use the chroot or pivot_root option, which PID 1 applies after the pre-jail, in-jail and post-jail hooks",
+	"writefd": "write to a file with write:FILE DATA",
+	"rm":      "write unlink:FILE",
+	"touch":   "write create:FILE (it truncates, as uWSGI's does) or appendn",
+	"sleep":   "write exec:sleep N",
+	"setenv":  "write putenv:KEY=VALUE",
+	"env":     "write putenv:KEY=VALUE",
 }
 
-func parseChown(h *Hook) error {
-	f := strings.Fields(h.Args)
-	if len(f) != 3 {
-		return fmt.Errorf("wants PATH USER GROUP, got %q", h.Args)
-	}
-	// A number is checked here; a name is looked up when the hook runs
-	// (in the jail's database, after a chroot).
-	for i, kind := range []string{"user", "group"} {
-		if _, _, err := userdb.ParseID(f[i+1]); err != nil {
-			return fmt.Errorf("%s %q: %w", kind, f[i+1], err)
+// Actions lists the action names PID 1 runs, aliases included, for docs
+// and error messages.
+func Actions() []string {
+	out := make([]string, 0, len(actionAlias))
+	for a, canon := range actionAlias {
+		if actions[canon].notHere == "" {
+			out = append(out, a)
 		}
 	}
-	return nil
+	out = append(out, "call", "callret", "callint", "callintret")
+	sort.Strings(out)
+	return out
 }
 
-func parsePutenv(h *Hook) error {
-	k, _, ok := strings.Cut(h.Args, "=")
-	if !ok || k == "" {
-		return fmt.Errorf("wants KEY=VALUE, got %q", h.Args)
+// nearest suggests a known action one edit or a swapped pair away.
+func nearest(name string) string {
+	best := ""
+	for _, a := range Actions() {
+		if editDistance(name, a) <= 2 && (best == "" || editDistance(name, a) < editDistance(name, best)) {
+			best = a
+		}
 	}
-	return nil
+	return best
 }
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// quote writes a value as Go would quote it.
+func quote(s string) string { return fmt.Sprintf("%q", s) }

@@ -48,12 +48,26 @@ func TestParseErrors(t *testing.T) {
 	for line, want := range map[string]string{
 		"noaction":                     "not action:arguments",
 		"frobnicate:x":                 "unknown hook action",
+		"creta:/x":                     `did you mean creat?`,
+		"symlink:/a /b":                "not a hook action of uWSGI 2.0: write exec:ln -s",
+		"alarm:mail hello":             "PID 1 has none",
+		"unix_signal:10 myfunc":        "no C symbols",
+		"callret:my_c_function /":      "calls the C function my_c_function",
+		"callint:chdir 3":              "passes a number to chdir",
+		"callret:sleep 3":              "passes a string to sleep",
+		"callret:sync now":             "takes no argument",
+		"chown2:/x root 0":             `uid "root" is not a number`,
+		"chown2:/x 0":                  "PATH UID GID",
+		"chmod:/x 17777":               "not an octal mode",
+		"exit:300":                     "from 0 to 255",
+		"wait_for_socket:127.0.0.1:x":  "not a number from 1 to 65535",
+		"appendn:":                     "FILE [DATA]",
 		"mount:proc /proc":             "wants FSTYPE SOURCE TARGET",
 		"mount:none /a /b bind,wobbly": `unknown mount flag "wobbly"`,
 		"umount:/x rec,sideways":       `unknown umount flag "sideways"`,
-		"call:my_c_function":           "calls a C function",
+		"call:my_c_function":           "calls the C function",
 		"exec:":                        "needs an argument",
-		"chmod:/x rwx":                 "not octal",
+		"chmod:/x rwx":                 "not an octal mode",
 		"putenv:NOEQ":                  "KEY=VALUE",
 		"write:/only-a-file":           "FILE DATA",
 		"chown:/x -1 0":                `user "-1": negative id`,
@@ -101,7 +115,7 @@ func TestMountHookError(t *testing.T) {
 // Parse.
 func TestChownRejectsNegativeIDs(t *testing.T) {
 	h := Hook{Phase: AsUser, Action: "chown", Args: t.TempDir() + " -1 -1"}
-	err := run(t.Context(), h, nil, nil)
+	err := run(t.Context(), &h, &runner{log: slog.New(slog.DiscardHandler)})
 	if err == nil || !strings.Contains(err.Error(), "negative id") {
 		t.Fatalf("got %v", err)
 	}

@@ -49,8 +49,8 @@ func splitFlags(s string) []string {
 }
 
 func parseMountHook(h *Hook) error {
-	f := strings.Fields(h.Args)
-	if len(f) < 3 || len(f) > 5 {
+	f := fieldsN(h.Args, 5)
+	if len(f) < 3 {
 		return fmt.Errorf("wants FSTYPE SOURCE TARGET [FLAGS [DATA]], got %q", h.Args)
 	}
 	m := &mountSpec{fstype: f[0], source: f[1], target: f[2]}
@@ -67,10 +67,30 @@ func parseMountHook(h *Hook) error {
 		}
 	}
 	if len(f) == 5 {
+		// The rest of the line, spaces included, as uWSGI passes it.
 		m.data = f[4]
 	}
 	h.mount = m
 	return nil
+}
+
+// fieldsN splits s at runs of spaces into at most n fields; the last one
+// is the rest of s.
+func fieldsN(s string, n int) []string {
+	var out []string
+	s = strings.TrimSpace(s)
+	for s != "" {
+		if len(out) == n-1 {
+			return append(out, s)
+		}
+		i := strings.IndexAny(s, " \t")
+		if i < 0 {
+			return append(out, s)
+		}
+		out = append(out, s[:i])
+		s = strings.TrimLeft(s[i:], " \t")
+	}
+	return out
 }
 
 func parseUmountHook(h *Hook) error {

@@ -2,29 +2,24 @@ package hooks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/emperor-dev/emperor/mount"
-	"github.com/emperor-dev/emperor/userdb"
-	"golang.org/x/sys/unix"
 )
 
 // Env is what running a hook needs from the vassal.
 type Env interface {
 	// Exec runs cmd as /bin/sh -c would and waits for it. A non-zero exit and
 	// a death by signal are both failures (uWSGI counts a signal death as
-	// success).
-	Exec(ctx context.Context, cmd string) error
+	// success). private: the command line must not reach the log.
+	Exec(ctx context.Context, cmd string, private bool) error
 	// Setenv changes the environment of later hooks and daemons.
 	Setenv(key, value string)
 }
 
-// HookError names the failed hook, its phase and line.
+// HookError names the failed hook, its phase and line. A private hook's
+// arguments are not in it.
 type HookError struct {
 	Hook Hook
 	Err  error
@@ -35,115 +30,56 @@ func (e *HookError) Error() string {
 }
 func (e *HookError) Unwrap() error { return e.Err }
 
-// RunPhase runs the hooks of one phase in order and stops at the first
-// failure. Each hook gets timeout (hook-timeout).
-func RunPhase(hs []Hook, env Env, timeout time.Duration, log *slog.Logger) error {
-	for _, h := range hs {
-		log.Info("running hook", "phase", string(h.Phase), "hook", h.String(), "line", h.Line)
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		err := run(ctx, h, env, log)
-		cancel()
-		if err != nil {
-			return &HookError{Hook: h, Err: err}
-		}
-	}
-	return nil
+// runner is what an action runs with.
+type runner struct {
+	env Env
+	log *slog.Logger
 }
 
-func run(ctx context.Context, h Hook, env Env, log *slog.Logger) error {
-	a := h.Args
-	switch h.Action {
-	case "exec":
-		return env.Exec(ctx, a)
-	case "mount":
-		m := h.mount
-		return mount.Mount(m.source, m.target, m.fstype, m.flags, m.data)
-	case "umount":
-		if h.umount.rec {
-			return mount.UnmountTree(h.umount.target, h.umount.flags)
+// RunPhase runs the hooks of one phase in order, each bounded by timeout
+// (hook-timeout). In a fatal phase (Phase.Fatal) the first failure stops
+// the phase and is returned; in the others, as in uWSGI, a failure is
+// logged and the next hook runs, and every failure is returned, joined. A
+// hook whose failure uWSGI ignores (call, callint, safeexec) only logs it.
+// An exit: hook always ends the phase, with an *ExitError.
+func RunPhase(hs []Hook, env Env, timeout time.Duration, log *slog.Logger) error {
+	var errs []error
+	for i := range hs {
+		h := &hs[i]
+		if h.Private {
+			log.Info("running private hook", "phase", string(h.Phase), "action", h.Written, "line", h.Line)
+		} else {
+			log.Info("running hook", "phase", string(h.Phase), "hook", h.String(), "line", h.Line)
 		}
-		return mount.Unmount(h.umount.target, h.umount.flags)
-	case "mkdir":
-		if err := os.Mkdir(a, 0o755); err != nil && !os.IsExist(err) {
-			return err
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		err := run(ctx, h, &runner{env: env, log: log})
+		cancel()
+		if err == nil {
+			continue
 		}
-		return nil
-	case "chdir":
-		return os.Chdir(a)
-	case "write", "writen", "append", "appendn":
-		file, data, _ := strings.Cut(a, " ")
-		if strings.HasSuffix(h.Action, "n") {
-			data += "\n"
+		herr := &HookError{Hook: *h, Err: err}
+		var exit *ExitError
+		switch {
+		case errors.As(err, &exit):
+			return errors.Join(append(errs, herr)...)
+		case h.IgnoreFailure:
+			log.Warn("hook failed; uWSGI ignores this action's result, and so does PID 1", "phase", string(h.Phase), "err", herr)
+		case h.Phase.Fatal():
+			return herr
+		default:
+			log.Warn("hook failed; the phase goes on", "phase", string(h.Phase), "err", herr)
+			errs = append(errs, herr)
 		}
-		flag := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-		if strings.HasPrefix(h.Action, "append") {
-			flag = os.O_WRONLY | os.O_CREATE | os.O_APPEND
-		}
-		f, err := os.OpenFile(file, flag, 0o644)
-		if err != nil {
-			return err
-		}
-		if _, err := f.WriteString(data); err != nil {
-			f.Close()
-			return err
-		}
-		return f.Close()
-	case "create":
-		f, err := os.OpenFile(a, os.O_WRONLY|os.O_CREATE, 0o644)
-		if err != nil {
-			return err
-		}
-		return f.Close()
-	case "unlink":
-		return os.Remove(a)
-	case "chmod":
-		f := strings.Fields(a)
-		mode, _ := strconv.ParseUint(f[1], 8, 32)
-		return os.Chmod(f[0], os.FileMode(mode))
-	case "chown":
-		f := strings.Fields(a)
-		uid, err := userdb.LookupUID(f[1])
-		if err != nil {
-			return err
-		}
-		gid, err := userdb.LookupGroup(f[2])
-		if err != nil {
-			return err
-		}
-		return os.Chown(f[0], uid, gid)
-	case "putenv":
-		k, v, _ := strings.Cut(a, "=")
-		env.Setenv(k, v)
-		return os.Setenv(k, v)
-	case "hostname":
-		// Changes the UTS namespace's name: only isolated with clone uts.
-		return unix.Sethostname([]byte(a))
-	case "print":
-		log.Info(a, "phase", string(h.Phase))
-		return nil
-	case "wait_for_fs", "wait_for_file", "wait_for_dir":
-		return waitFor(ctx, h.Action, a)
+	}
+	return errors.Join(errs...)
+}
+
+func run(ctx context.Context, h *Hook, r *runner) error {
+	if a, ok := actions[h.Action]; ok && a.run != nil {
+		return a.run(ctx, h, r)
+	}
+	if f, ok := callBuiltins[h.Action]; ok {
+		return f(ctx, h, r)
 	}
 	return fmt.Errorf("unknown action %q", h.Action)
-}
-
-func waitFor(ctx context.Context, kind, path string) error {
-	for {
-		st, err := os.Stat(path)
-		if err == nil {
-			switch {
-			case kind == "wait_for_fs":
-				return nil
-			case kind == "wait_for_file" && st.Mode().IsRegular():
-				return nil
-			case kind == "wait_for_dir" && st.IsDir():
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s did not appear: %w", path, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/control"
+	"github.com/emperor-dev/emperor/hooks"
 	"github.com/emperor-dev/emperor/reexec"
 	"github.com/emperor-dev/emperor/restart"
 	"github.com/emperor-dev/emperor/vassalfile"
@@ -172,6 +173,10 @@ func (v *vassal) fatal(err error) int {
 	v.log.Error("vassal failed", "err", err)
 	_ = v.conn.Send(control.Message{Type: control.MsgFatal, Reason: err.Error()})
 	v.killEverything()
+	// An exit:N hook exits with N, as uWSGI's exit() does.
+	if exit := (*hooks.ExitError)(nil); errors.As(err, &exit) {
+		return exit.Code
+	}
 	return 1
 }
 
@@ -237,12 +242,15 @@ func (v *vassal) loop(sigs chan os.Signal) int {
 			default:
 				v.log.Info("stopping", "signal", s.String())
 				v.stopProfile()
+				// The emperor stops a vassal with SIGTERM.
+				v.emperorHooks(hooks.EmperorStop)
 				v.lc.stop()
 				v.killEverything()
 				return 0
 			}
 		case m := <-msgs:
 			if m.Type == control.MsgReload {
+				v.emperorHooks(hooks.EmperorReload)
 				if err := v.reload(m.Content); err != nil {
 					return v.fatal(err)
 				}
@@ -268,7 +276,11 @@ func (v *vassal) loop(sigs chan os.Signal) int {
 func (v *vassal) reload(content []byte) error {
 	err := v.lc.reload(content)
 	var re *ReloadError
+	var exit *hooks.ExitError
 	switch {
+	case errors.As(err, &exit):
+		// An exit: hook in the new file's as-user phase: PID 1 exits.
+		return err
 	case errors.As(err, &re) && re.Restart:
 		v.log.Warn("reload needs a full restart", "reason", re.Reason)
 		_ = v.conn.Send(control.Message{Type: control.MsgRefuse, Reason: re.Reason, Restart: true})

@@ -13,12 +13,15 @@ import "github.com/emperor-dev/emperor/hooks"
 func (v *vassal) components() []namedComponent {
 	socks := &sockets{v: v}
 	return []namedComponent{
-		// hook-asap and hook-pre-jail, as root in the host's view (hooks.go).
-		{"hooks asap, pre-jail", &setupHooks{v: v, phases: []hooks.Phase{hooks.Asap, hooks.PreJail}}},
+		// hook-asap, hook-pre-jail, hook-in-jail and hook-post-jail, as root
+		// in the vassal's namespaces, before the root changes: uWSGI runs
+		// in-jail and post-jail after its namespace jail and before chroot
+		// and pivot_root (hooks.go).
+		{"hooks asap, pre-jail, in-jail, post-jail", &setupHooks{v: v, phases: []hooks.Phase{hooks.Asap, hooks.PreJail, hooks.InJail, hooks.PostJail}}},
 		// chroot or pivot_root (jail.go).
 		{"jail", &jail{v: v}},
-		// hook-post-jail, hook-in-jail and hook-as-root, in the jail (hooks.go).
-		{"hooks post-jail, in-jail, as-root", &setupHooks{v: v, phases: []hooks.Phase{hooks.PostJail, hooks.InJail, hooks.AsRoot}}},
+		// hook-as-root, in the new root (hooks.go).
+		{"hooks as-root", &setupHooks{v: v, phases: []hooks.Phase{hooks.AsRoot}}},
 		// shared-socket and http-socket, bound as root so :80 works (sockets.go).
 		{"sockets", socks},
 		// setgid, setgroups, setuid to what uid/gid/add-gid resolved to (creds.go).

@@ -93,9 +93,13 @@ type hookEnv struct {
 	env *[]string
 }
 
-func (h hookEnv) Exec(ctx context.Context, cmd string) error {
+func (h hookEnv) Exec(ctx context.Context, cmd string, private bool) error {
 	p := h.v.newProc(h.c, nil)
-	pid, exit, err := p.startShell(cmd, h.v.log.With("hook", shortCmd(cmd)))
+	label := shortCmd(cmd)
+	if private {
+		label = "(private)" // uWSGI's "!": the command line is not logged
+	}
+	pid, exit, err := p.startShell(cmd, h.v.log.With("hook", label))
 	if err != nil {
 		return err
 	}
@@ -115,5 +119,18 @@ func (h hookEnv) Exec(ctx context.Context, cmd string) error {
 func (h hookEnv) Setenv(k, val string) {
 	if h.env != nil {
 		*h.env = append(*h.env, k+"="+val)
+	}
+}
+
+// emperorHooks runs the hook-emperor-stop or hook-emperor-reload lines of
+// the running file, as the tenant, before PID 1 stops or reloads (uWSGI's
+// master runs them when its Emperor sends stop or reload). A failure is
+// logged; the stop or reload goes on, as in uWSGI.
+func (v *vassal) emperorHooks(ph hooks.Phase) {
+	if v.lc.good == nil {
+		return
+	}
+	if err := v.runHooks(v.lc.good, ph, nil); err != nil {
+		v.log.Warn("hook-"+string(ph)+" failed", "err", err)
 	}
 }

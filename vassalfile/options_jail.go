@@ -5,27 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/emperor-dev/emperor/hooks"
 )
-
-// hookOption maps a hook option name to its phase and family.
-type hookOption struct {
-	phase  hooks.Phase
-	family hooks.Family
-}
-
-var hookOptions = map[string]hookOption{}
-
-// hookParser reads a hook option's value; Decode sets the hook's line.
-func hookParser(ho hookOption) func(string) (any, error) {
-	return func(v string) (any, error) {
-		if ho.family == hooks.FamilyHook {
-			return hooks.Parse(ho.phase, v, 0)
-		}
-		return hooks.ParseFamily(ho.phase, ho.family, v, 0)
-	}
-}
 
 // ParsePivotRoot reads "NEW OLD": both absolute, OLD under NEW (as uWSGI
 // writes it: pivot_root = /ufs /ufs/.old_root).
@@ -63,35 +43,14 @@ func validateAbs(v string) error {
 }
 
 func init() {
-	families := []struct {
-		prefix string
-		fam    hooks.Family
-		doc    string
-	}{
-		{"hook", hooks.FamilyHook, "ACTION:ARGS hook"},
-		{"mount", hooks.FamilyMount, "FSTYPE SOURCE TARGET [FLAGS [DATA]] (mount: action)"},
-		{"umount", hooks.FamilyUmount, "TARGET [FLAGS] (umount: action)"},
-		{"exec", hooks.FamilyExec, "shell command (exec: action)"},
-	}
-	for _, ph := range hooks.Phases {
-		for _, fa := range families {
-			name := fa.prefix + "-" + string(ph)
-			ho := hookOption{phase: ph, family: fa.fam}
-			hookOptions[name] = ho
-			register(&Option{Name: name, Scope: ScopeVassal, Kind: KindString, List: true,
-				Parse: hookParser(ho), Default: "(none)", Group: "hooks",
-				Doc:   fmt.Sprintf("%s run in the %s phase. See docs/hooks.md.", fa.doc, ph),
-				UWSGI: phaseDiff(ph, fa.fam)})
-		}
-	}
 	register(
 		&Option{Name: "chroot", Scope: ScopeVassal, Kind: KindString, Restart: true, Validate: validateAbs,
 			Default: "(none)",
-			Doc:     "chroot(2) into DIR after the pre-jail hooks (skipped on reload).",
+			Doc:     "chroot(2) into DIR after the pre-jail, in-jail and post-jail hooks (skipped on reload).",
 			UWSGI:   "same"},
 		&Option{Name: "pivot_root", Aliases: []string{"pivot-root"}, Scope: ScopeVassal, Kind: KindString,
 			Restart: true, Parse: parsePivot, Default: "(none)",
-			Doc:   "NEW OLD: pivot_root(2) to NEW after the pre-jail hooks, with the old root at OLD (a path under NEW). Skipped on reload.",
+			Doc:   "NEW OLD: pivot_root(2) to NEW after the pre-jail, in-jail and post-jail hooks, with the old root at OLD (a path under NEW). Skipped on reload.",
 			UWSGI: "We make / private first and bind NEW onto itself when it is not a mount point, where uWSGI fails with EINVAL."},
 		&Option{Name: "hook-timeout", Scope: ScopeVassal, Kind: KindSeconds, Min: time.Millisecond, Max: 24 * time.Hour, Default: "60",
 			Doc:   "Longest time one hook may take (exec, wait_for_*); a hook past it is killed and fails.",
@@ -107,14 +66,4 @@ func init() {
 			Doc:   "How long one statfs may block before the mount counts as hung.",
 			UWSGI: "Not in uWSGI."},
 	)
-}
-
-func phaseDiff(ph hooks.Phase, fam hooks.Family) string {
-	switch {
-	case fam == hooks.FamilyExec:
-		return "A death by signal is a failure (uWSGI counts it as success)."
-	case ph == hooks.PreJail:
-		return "Skipped on reload, as in uWSGI."
-	}
-	return "same"
 }

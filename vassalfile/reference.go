@@ -69,10 +69,6 @@ func MarkdownReference() string {
 	return b.String()
 }
 
-const hookRow = "| `hook-PHASE`, `exec-PHASE`, `mount-PHASE`, `umount-PHASE` for PHASE in `asap`, `pre-jail`, `post-jail`, `in-jail`, `as-root`, `as-user`, `as-user-atexit` | string, repeatable | (none) | " +
-	"`hook-PHASE = ACTION:ARGS`; the others are shortcuts for the exec, mount and umount actions. In a phase, hook- lines run first, then mount-, umount-, exec-, each in file order. A failure in any phase but as-user-atexit destroys the vassal. See docs/hooks.md. | no | " +
-	"exec treats a death by signal as failure (uWSGI: success); pre-jail and the jail are skipped on reload, as in uWSGI; as-root is skipped on reload (PID 1 has dropped root). |\n"
-
 func esc(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
 
 func sortedKeys(m map[string]string) []string {

@@ -56,10 +56,10 @@ type Spec struct {
 }
 
 // PhaseHooks returns the hooks of phase in run order: hook-<phase> lines
-// first, then mount-, umount- and exec-<phase>, each in file order.
+// first, then mount-, umount-, exec- and call-<phase>, each in file order.
 func (s *Spec) PhaseHooks(phase hooks.Phase) []hooks.Hook {
 	var out []hooks.Hook
-	for fam := hooks.FamilyHook; fam <= hooks.FamilyExec; fam++ {
+	for _, fam := range hooks.Families {
 		for _, h := range s.Hooks {
 			if h.Phase == phase && h.Family == fam {
 				out = append(out, h)
