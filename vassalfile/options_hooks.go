@@ -22,10 +22,10 @@ func hookParser(ho hookOption) func(string) (any, error) {
 	}
 }
 
-// hookFamilies are the option families of a phase PID 1 runs. uWSGI has
+// hookFamilyDocs are the option families of a phase PID 1 runs. uWSGI has
 // no mount-/umount- for as-user and as-user-atexit; they are accepted here
 // too (PID 1 may still hold the capability, e.g. for a FUSE unmount).
-var hookFamilies = []struct {
+var hookFamilyDocs = []struct {
 	fam hooks.Family
 	doc string
 }{
@@ -62,7 +62,7 @@ var emperorConfigPhases = map[string]string{
 
 func init() {
 	for _, ph := range hooks.Phases {
-		for _, fa := range hookFamilies {
+		for _, fa := range hookFamilyDocs {
 			name := fa.fam.Prefix() + "-" + string(ph)
 			ho := hookOption{phase: ph, family: fa.fam}
 			hookOptions[name] = ho
