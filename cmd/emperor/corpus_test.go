@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/emperor-dev/emperor/vassalfile"
+)
+
+// corpusDir holds realistic vassal files, each modelled on a real one (the
+// uWSGI docs, seed 003's tutorial, hosting platforms, Django/Flask/PHP
+// projects) and saying so in its first comment.
+const corpusDir = "../../vassalfile/testdata/corpus"
+
+func corpusFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(corpusDir, "*.ini"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no corpus in %s: %v", corpusDir, err)
+	}
+	for i, f := range files {
+		if files[i], err = filepath.Abs(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files
+}
+
+// header is the comment block a file starts with.
+func header(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(l, ";") && !strings.HasPrefix(l, "#") {
+			break
+		}
+		b.WriteString(strings.TrimLeft(l, ";# ") + " ")
+	}
+	return b.String()
+}
+
+// TestCorpusPassesCheck: every vassal file of the corpus passes `emperor
+// check` (checkFile, what the command runs for each file) with no error;
+// its warnings are logged. Each file says what it is modelled on and which
+// uWSGI behaviour it reproduces.
+func TestCorpusPassesCheck(t *testing.T) {
+	for _, path := range corpusFiles(t) {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			if h := header(t, path); !strings.Contains(h, "Modelled on:") || !strings.Contains(h, "Reproduces:") {
+				t.Errorf("the first comment does not say what the file is modelled on and what it reproduces: %q", h)
+			}
+			for _, d := range checkFile(path) {
+				if d.Warning {
+					t.Log(d.String())
+				} else {
+					t.Error(d.String())
+				}
+			}
+		})
+	}
+}
+
+// corpusConstructs are the constructs of the ini dialect and the
+// supervisor options that the corpus must use, each somewhere (issue 8,
+// §2 and §3), as patterns over the files' lines (comments excluded).
+var corpusConstructs = map[string]string{
+	"bare flag":              `(?m)^[a-z][a-z0-9_-]*$`,
+	"placeholder arithmetic": `%\([^)]* [-+*/] [^)]*\)`,
+	"placeholder ++":         `%\([^)]* \+\+\)`,
+	"placeholder concat":     `%\([a-z_]+ [a-z_]+\)`,
+	"set-placeholder":        `(?m)^set-placeholder =`,
+	"%(_)":                   `%\(_\)`,
+	"$(ENV)":                 `\$\([A-Z_]+\)`,
+	"%%":                     `%%`,
+
+	"glusterfs-mount": `(?m)^glusterfs-mount =`,
+	"static-map":      `(?m)^static-map =`,
+	"chroot":          `(?m)^chroot =`,
+	"unshare":         `(?m)^unshare =`,
+	"add-gid":         `(?m)^add-gid =`,
+	"shared-socket":   `(?m)^shared-socket =`,
+}
+
+func init() {
+	for _, m := range []string{"n", "s", "p", "d", "e", "c", "o", "j", "k", "h", "t", "T", "v", "0", "1"} {
+		corpusConstructs["magic %"+m] = `%` + m + `\b`
+	}
+	for _, k := range []string{
+		"for", "for-glob", "for-times", "for-readline", "endfor", "end-for", "end",
+		"if-opt", "if-not-opt", "if-env", "if-not-env", "ifenv", "if-reload", "if-not-reload",
+		"if-hostname", "if-not-hostname", "if-hostname-match", "if-not-hostname-match",
+		"if-exists", "if-not-exists", "ifexists", "if-plugin", "if-not-plugin", "ifplugin",
+		"if-file", "if-not-file", "if-dir", "if-not-dir", "ifdir", "if-directory",
+		"endif", "end-if", "else",
+	} {
+		corpusConstructs["logic "+k] = `(?m)^` + regexp.QuoteMeta(k) + `( =|$)`
+	}
+}
+
+// TestCorpusCoversTheDialect: together the corpus files use every
+// construct of corpusConstructs, and a placeholder: a key that is no
+// option, referenced with %(key).
+func TestCorpusCoversTheDialect(t *testing.T) {
+	var all strings.Builder
+	placeholder := ""
+	for _, path := range corpusFiles(t) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body []string
+		for _, l := range strings.Split(string(b), "\n") {
+			l = strings.TrimSpace(l)
+			if l == "" || l[0] == ';' || l[0] == '#' || l[0] == '[' {
+				continue
+			}
+			body = append(body, l)
+		}
+		text := strings.Join(body, "\n")
+		all.WriteString(text + "\n")
+		for _, l := range body {
+			k, _, _ := strings.Cut(l, "=")
+			k = strings.TrimSpace(k)
+			if _, known := vassalfile.Lookup(k); !known && strings.Contains(text, "%("+k+")") {
+				placeholder = filepath.Base(path) + ": " + k
+			}
+		}
+	}
+	for name, re := range corpusConstructs {
+		if !regexp.MustCompile(re).MatchString(all.String()) {
+			t.Errorf("no corpus file uses %s (%s)", name, re)
+		}
+	}
+	if placeholder == "" {
+		t.Error("no corpus file defines a placeholder (a key that is no option, referenced with %(key))")
+	}
+}
