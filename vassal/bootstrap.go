@@ -40,6 +40,11 @@ type vassal struct {
 	policy restart.Policy // the emperor's restart policy, for daemons
 	lc     *lifecycle
 
+	// sink is where v.log writes besides the emperor's log: the vassal's
+	// log file (logfile.go); report writes to the emperor's log only.
+	sink   *logSink
+	report *slog.Logger
+
 	// setupEnv and userEnv are what putenv hooks added, in the root phases
 	// and in the as-user phase (which runs again on every reload).
 	setupEnv, userEnv []string
@@ -64,7 +69,7 @@ func Main(args []string) int {
 	// was lost (the emperor then SIGKILLed it after reload-mercy). From here
 	// on it waits in the channel until the loop takes it.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	// PID 1 mostly waits; one P keeps its threads and memory small when a
 	// host runs hundreds of vassals. (Not via the environment: the tenant's
 	// daemons inherit that.)
@@ -108,9 +113,13 @@ func Main(args []string) int {
 		_ = conn.Send(control.Message{Type: control.MsgFatal, Reason: err.Error()})
 		return 1
 	}
+	emp := start.LogFormat.Handler(os.Stderr)
+	sink := &logSink{}
 	v := &vassal{
 		name: start.Name, path: start.Path, conn: conn, mercy: start.Mercy, stopProfile: stopProfile,
-		log:    slog.New(start.LogFormat.Handler(os.Stderr)).With("vassal", start.Name),
+		log:    slog.New(newSinkHandler(emp, sink)).With("vassal", start.Name),
+		sink:   sink,
+		report: slog.New(emp).With("vassal", start.Name),
 		ns:     start.Namespaces,
 		pidNS:  start.Namespaces.Has(reexec.NSPID),
 		failed: make(chan error, 1),
@@ -123,7 +132,9 @@ func Main(args []string) int {
 		v.policy = *start.Policy
 	}
 	v.lc = &lifecycle{v: v, comps: v.components()}
-	return v.main(start, sigs)
+	code := v.main(start, sigs)
+	v.closeLog()
+	return code
 }
 
 // enterNamespaces finishes what the clone flags began, from the set in the
@@ -234,6 +245,9 @@ func (v *vassal) loop(sigs chan os.Signal) int {
 		select {
 		case s := <-sigs:
 			switch s {
+			case syscall.SIGUSR1:
+				v.log.Info("SIGUSR1: reopening the log file")
+				v.reopenLog("SIGUSR1")
 			case syscall.SIGHUP:
 				v.log.Info("SIGHUP: reloading with the last good file")
 				if err := v.reload(v.lc.good.content); err != nil {

@@ -13,6 +13,8 @@ import "github.com/emperor-dev/emperor/hooks"
 func (v *vassal) components() []namedComponent {
 	socks := &sockets{v: v}
 	return []namedComponent{
+		// logto, opened as root before anything logs (logto.go).
+		{"logto", &logTo{v: v}},
 		// hook-asap, hook-pre-jail, hook-in-jail and hook-post-jail, as root
 		// in the vassal's namespaces, before the root changes: uWSGI runs
 		// in-jail and post-jail after its namespace jail and before chroot
@@ -26,6 +28,8 @@ func (v *vassal) components() []namedComponent {
 		{"sockets", socks},
 		// setgid, setgroups, setuid to what uid/gid/add-gid resolved to (creds.go).
 		{"credentials", &credentials{}},
+		// logto2, opened as the vassal's user (logto.go).
+		{"logto2", &logTo{v: v, late: true}},
 		// hook-as-user on start and reload, hook-as-user-atexit on stop and
 		// before a reload (hooks.go).
 		{"hooks as-user", &userHooks{v: v}},

@@ -87,7 +87,8 @@ func (p *proc) startShell(cmd string, log *slog.Logger) (int, <-chan unix.WaitSt
 // logRecordMax bounds one log record of a daemon's output.
 const logRecordMax = 64 << 10
 
-// logLines logs a daemon's output line by line until the daemon and its
+// logLines logs a daemon's output line by line (marked as output: the
+// vassal's log file gets the raw lines, logfile.go) until the daemon and its
 // children have all closed the pipe. A line longer than logRecordMax is
 // logged in pieces of that size, each record saying which part it is. The
 // pipe is never closed early: a daemon whose reader went away dies of
@@ -101,7 +102,7 @@ func logLines(r *os.File, log *slog.Logger) {
 	held, part := false, 0
 	emit := func(text string, last bool) {
 		part++
-		log.Info(text, "line_part", part, "line_continues", !last)
+		log.InfoContext(outputCtx, text, "line_part", part, "line_continues", !last)
 	}
 	for {
 		chunk, err := br.ReadSlice('\n')
@@ -120,7 +121,7 @@ func logLines(r *os.File, log *slog.Logger) {
 			emit(string(pending), false)
 			emit(text, true)
 		case len(chunk) > 0:
-			log.Info(text)
+			log.InfoContext(outputCtx, text)
 		}
 		held, part = false, 0
 		if err != nil {

@@ -218,7 +218,7 @@ var ignoredOptions = []string{
 	"vacuum", "die-on-term", "enable-threads", "strict", "need-app", "no-orphans",
 	"memory-report", "lazy-apps", "single-interpreter", "harakiri", "max-requests",
 	"buffer-size", "post-buffering", "thunder-lock", "auto-procname", "procname-prefix",
-	"procname-prefix-spaced", "procname", "log-date", "logdate", "pidfile", "pidfile2",
+	"procname-prefix-spaced", "procname", "pidfile", "pidfile2",
 }
 
 // ParseBool reads uWSGI's boolean spellings. An empty value means true, as a

@@ -53,6 +53,8 @@ type Spec struct {
 	CacheMaxFile    int64
 	CacheSize       int64
 	DisableLogging  bool
+
+	Log LogSpec // logto & co (options_log.go)
 }
 
 // PhaseHooks returns the hooks of phase in run order: hook-<phase> lines
@@ -109,6 +111,7 @@ func Decode(f *File) (*Spec, error) {
 	if _, ok := f.Last("reload-mercy"); ok {
 		s.ReloadMercy = last[time.Duration](&d, "reload-mercy")
 	}
+	decodeLog(&d, s)
 	pr := last[PivotRoot](&d, "pivot_root")
 	s.PivotNew, s.PivotOld = pr.New, pr.Old
 	if len(s.StaticIndex) == 0 {
