@@ -94,6 +94,9 @@ y = y
 			t.Errorf("%q: got %v, want %q", src, err, want)
 		}
 	}
+	// a line not applied sets nothing; the next one further down does
+	f = mustParse(t, "[uwsgi]\nif-env = NOPE\nlater = A\nendif =\nenv = A=%(later)\nlater = B\n", ParseOptions{})
+	wantEnv(t, f, "A=B")
 	// if-opt sees only what is set before it, as in uWSGI
 	f = mustParse(t, "[uwsgi]\nif-opt = later\nenv = A=1\nendif =\nlater = 1\nenv = B=%(later)\n", ParseOptions{})
 	wantEnv(t, f, "B=1")

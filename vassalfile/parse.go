@@ -325,20 +325,20 @@ func isLogic(k string) bool { return isIf(k) || isFor(k) || isEnd(k) || k == "el
 
 // scan is what the whole file says before a line is applied: the names that
 // %(...) and if-opt refer to anywhere in it (an unknown key among them is a
-// placeholder, as in uWSGI), and the first line that sets each name.
+// placeholder, as in uWSGI), and the lines that set each name.
 type scan struct {
-	refs  map[string]bool
-	first map[string]firstSet
+	refs map[string]bool
+	sets map[string][]setLine
 }
 
-type firstSet struct {
+type setLine struct {
 	line  rawLine
 	value string // the value it sets (after NAME= for set and set-placeholder)
 	top   bool   // outside any block: it is set whatever the conditions
 }
 
 func prescan(lines []rawLine) scan {
-	sc := scan{refs: map[string]bool{}, first: map[string]firstSet{}}
+	sc := scan{refs: map[string]bool{}, sets: map[string][]setLine{}}
 	inBlock := false
 	for _, l := range lines {
 		k := l.key
@@ -363,8 +363,8 @@ func prescan(lines []rawLine) scan {
 			}
 			name, value = strings.TrimSpace(n), strings.TrimSpace(v)
 		}
-		if _, seen := sc.first[name]; !seen && !isLogic(k) {
-			sc.first[name] = firstSet{line: l, value: value, top: !inBlock || isIf(k) || isFor(k)}
+		if !isLogic(k) {
+			sc.sets[name] = append(sc.sets[name], setLine{line: l, value: value, top: !inBlock})
 		}
 	}
 	return sc
@@ -800,10 +800,13 @@ func (p *parser) lookup(name string) (string, bool, error) {
 	if v, ok := p.ph[name]; ok {
 		return v, true, nil
 	}
-	f, ok := p.scan.first[name]
-	if !ok || f.line.line <= p.cur {
+	// the first line further down that sets it
+	sets := p.scan.sets[name]
+	i := sort.Search(len(sets), func(i int) bool { return sets[i].line.line > p.cur })
+	if i == len(sets) {
 		return "", false, nil
 	}
+	f := sets[i]
 	if !f.top {
 		return "", false, fmt.Errorf("%%(%s) refers to line %d, inside a block further down: set it before this line", name, f.line.line)
 	}
