@@ -395,7 +395,7 @@ func init() {
 			UWSGI:   "The emperor creates them at clone time, so pid works here too."},
 		&Option{Name: "set-placeholder", Aliases: []string{"set-ph"}, Scope: ScopeVassal | ScopeEmperor,
 			Kind: KindString, List: true, Default: "(none)",
-			Doc:   "NAME=VALUE defines %(NAME) for later lines without setting an option.",
+			Doc:   "NAME=VALUE defines %(NAME) without setting an option (NAME must not be an option's name). A key that is no option and that %(key) refers to is a placeholder too; `set = NAME=VALUE` sets an option or a placeholder (docs/dialect.md).",
 			UWSGI: "same"},
 
 		&Option{Name: "emperor", Scope: ScopeEmperor, Kind: KindString, Validate: validateNotEmpty,
