@@ -2,6 +2,7 @@ package vassalfile
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -475,5 +476,162 @@ empty =
 	d = diags(t, err)
 	if len(d) != 4 || d[1].Line != 4 || d[3].Line != 8 {
 		t.Fatalf("%v", err)
+	}
+}
+
+// differentialSrc exercises every construct whose result uWSGI 2.0 and this
+// parser agree on, with uWSGI's print option; the parser reads it with env
+// lines instead.
+const differentialSrc = `[uwsgi]
+print = magic %o %p %s %n %e %d %c %0 %1 %2 %3 %9 %x %i %j %O %P %S %N %E %D %C %X %I %J %b %V %v %h %k %u %U %g %G %%
+print = fwd %(later) %(later + 1) %(later * 3 - 1) %(later later) %(later ++) %(later --) %(later / 0) %(later / 2) %(later - 10)
+later = 7
+later = 8
+print = first %(later) %(x y)
+x = @(data)
+y = $(DIALECT_SET)
+print = at [@(data)] [@(%ddata)] [@($(DIALECT_DIR)/data)]
+for = a b  c
+print = for %(_)
+endfor =
+for-times = 3
+print = times %(_)
+end-for =
+for-readline = lines
+print = line [%(_)]
+end =
+for-glob = g*
+print = glob %(_)
+endfor =
+for-glob = nomatch*
+print = nocheck %(_)
+endfor =
+if-env = DIALECT_SET
+print = env %(_)
+endif =
+ifenv = DIALECT_SET=yes
+print = env-eq %(_)
+endif =
+if-env = DIALECT_SET=no
+print = WRONG
+endif =
+if-not-env = DIALECT_SET=no
+print = not-env-other %(_)
+endif =
+if-not-env = DIALECT_UNSET
+print = not-env
+endif =
+if-opt = later=7
+print = opt %(_)
+endif =
+if-not-opt = nope
+print = not-opt
+endif =
+if-exists = data
+print = exists %(_)
+endif =
+if-not-exists = nothere
+print = not-exists %(_)
+endif =
+ifexists = data
+print = ifexists
+endif =
+if-file = data
+print = file %(_)
+endif =
+if-not-file = gdir
+print = not-file %(_)
+endif =
+if-dir = gdir
+print = dir %(_)
+end-if =
+ifdir = gdir
+print = ifdir
+endif =
+if-directory = gdir
+print = if-directory
+endif =
+if-not-dir = data
+print = not-dir
+endif =
+if-hostname = %h
+print = hostname %(_)
+endif =
+if-not-hostname = nothost
+print = not-hostname %(_)
+endif =
+if-hostname-match = ^.
+print = hostname-match %(_)
+endif =
+if-not-hostname-match = ^$
+print = not-hostname-match
+endif =
+if-not-reload =
+print = not-reload
+endif =
+if-reload =
+print = WRONG
+endif =
+print = end
+`
+
+// TestDialectAgainstUWSGI runs the installed uWSGI 2.0 on a file, started
+// as its Emperor starts a vassal (in the vassals directory, with the base
+// name), and checks that every value it prints is the one this parser
+// gives: magic variables, placeholders set further down and their first
+// value, arithmetic, @(file), every loop and condition with %(_).
+func TestDialectAgainstUWSGI(t *testing.T) {
+	bin, err := exec.LookPath("uwsgi")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("uwsgi is not installed (make deps)")
+		}
+		t.Skip("uwsgi is not installed (make deps)")
+	}
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"v.ini": differentialSrc, "data": "hello\n", "lines": "a\r\n\nb c\n", "g1": "",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(dir, "gdir"), 0o755)
+	t.Setenv("DIALECT_SET", "yes")
+	t.Setenv("DIALECT_DIR", dir)
+	os.Unsetenv("DIALECT_UNSET")
+
+	cmd := exec.Command(bin, "--ini", "v.ini")
+	cmd.Dir = dir
+	out, _ := cmd.CombinedOutput() // it exits 1: the file asks for no socket
+	var printed []string
+	in := false
+	for _, l := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.HasPrefix(l, "[uWSGI] getting INI configuration"):
+			in = true
+		case l == "end":
+			in = false
+		case in:
+			printed = append(printed, l)
+		}
+	}
+	if len(printed) < 10 {
+		t.Fatalf("uwsgi printed:\n%s", out)
+	}
+
+	src := strings.ReplaceAll(differentialSrc, "print = ", "env = P=")
+	f, err := Parse(filepath.Join(dir, "v.ini"), []byte(src), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ours []string
+	for _, v := range envOf(f) {
+		if v != "P=end" {
+			ours = append(ours, strings.TrimPrefix(v, "P="))
+		}
+	}
+	if strings.Join(ours, "\n") != strings.Join(printed, "\n") {
+		t.Fatalf("uWSGI printed:\n%s\n\nwe read:\n%s", strings.Join(printed, "\n"), strings.Join(ours, "\n"))
 	}
 }

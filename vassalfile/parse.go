@@ -474,6 +474,9 @@ func (p *parser) run(lines []rawLine) {
 				p.errorf(l.line, "second else in the block opened at line %d", cur.open.line)
 				continue
 			}
+			// else is uWSGI's from 2.1 on: uWSGI 2.0 knows no else and
+			// reads it as an unknown option inside the block.
+			p.warnf(l.line, "else is not in uWSGI 2.0 (it came later): uWSGI 2.0 ignores it and applies the lines after it when the %s at line %d is true; here they apply when it is false, as in later uWSGI", cur.open.key, cur.open.line)
 			cur.inElse = true
 			cur.active = !cur.active
 			cur.under, cur.hasUnder = "", false
@@ -542,6 +545,7 @@ func scopeName(s Scope) string {
 }
 
 func (p *parser) loop(b *block) {
+	p.cur = b.open.line
 	v, err := p.expand(b.open.value, "", false)
 	if err != nil {
 		p.fail(b.open, err)
@@ -621,7 +625,7 @@ func (p *parser) loopItems(key, v string) ([]string, error) {
 				it += "/"
 			}
 			if !filepath.IsAbs(v) {
-				it = strings.TrimPrefix(it, p.dir+"/")
+				it = strings.TrimPrefix(it, strings.TrimSuffix(p.dir, "/")+"/")
 			}
 			if err := p.spend(len(it)); err != nil {
 				return nil, err
