@@ -90,6 +90,8 @@ var corpusConstructs = map[string]string{
 	"unshare":         `(?m)^unshare =`,
 	"add-gid":         `(?m)^add-gid =`,
 	"shared-socket":   `(?m)^shared-socket =`,
+
+	"private hook (!)": `(?m)^hook-[a-z-]+ = !`,
 }
 
 func init() {
@@ -105,6 +107,17 @@ func init() {
 		"endif", "end-if", "else",
 	} {
 		corpusConstructs["logic "+k] = `(?m)^` + regexp.QuoteMeta(k) + `( =|$)`
+	}
+	for _, ph := range []string{"asap", "pre-jail", "post-jail", "in-jail", "as-root", "as-user", "as-user-atexit"} {
+		corpusConstructs["hook phase "+ph] = `(?m)^(hook|exec|mount|umount)-` + ph + ` =`
+	}
+	for _, fam := range []string{"hook", "exec", "mount", "umount"} {
+		corpusConstructs["hook family "+fam] = `(?m)^` + fam + `-[a-z-]+ =`
+	}
+	for _, a := range []string{"mkdir", "create", "creat", "write", "writen", "append", "appendn", "chmod",
+		"chown", "chown2", "sticky", "unlink", "putenv", "cd", "chdir", "print", "log", "exec", "safeexec",
+		"hostname", "wait_for_fs", "wait_for_file", "wait_for_dir", "wait_for_socket", "mount", "umount"} {
+		corpusConstructs["hook action "+a] = `(?m)^hook-[a-z-]+ = !?` + a + `:`
 	}
 }
 
