@@ -157,7 +157,7 @@ func TestCheckVassal(t *testing.T) {
 		"[uwsgi]\nadd-gid = root\nadd-gid = no-such-group-here\n":            ":3: add-gid no-such-group-here",
 		"[uwsgi]\nif-reload =\nattach-deamon = x\nendif =\n":                 ":3: unknown option", // only the reload view has it
 		"[uwsgi]\nif-not-reload =\nattach-daemon = x\n":                      ":2: if-not-reload opened here is never closed",
-		"[uwsgi]\nwsgi-file = app.py\n":                                      "attach-daemon",
+		"[uwsgi]\nwsgi-file = app.py\nproceses = 2\n":                        `:3: unknown option "proceses" (did you mean "processes"?)`,
 		"[uwsgi]\nemperor-throttle = 1\n":                                    "emperor",
 		"[uwsgi]\nhook-as-root = frobnicate:x\n":                             ":2:",
 		"[uwsgi]\nmount-as-root = proc none /proc nosuchflag\n":              ":2:",

@@ -27,6 +27,8 @@ func FuzzParse(f *testing.F) {
 		"[uwsgi]\nenv = A=@(f)@($(HOME)/%(b))@(@(x))\nb = %(c)\nc = %(b)\nfor-readline = lines\nenv = L=%(_)\nend =\n",
 		"[uwsgi]\nif-hostname-match = (h\nelse =\nifplugin = python3\nendfor =\nifenv = X=1\nenv = E=%(_)\nend-if =\n",
 		"[uwsgi]\nenv = M=%o%p%s%n%e%d%c%x%0%9%O%J%j%i%v%k%u%U%g%G%[%b%V\nif-env = NO\nchdri = x\nendif =\n",
+		"[uwsgi]\nhttp-socket = /run/a.sock\nthreads = x\npsgi = /app/myapp.pl\nmaster = true\n",
+		"[uwsgi]\nhttp11-socket = :1\nstatic-map = /=/srv\nstatic-cache-ttl = 1\nsocket = :2\nplugins = python3\n",
 	}
 	for _, s := range seeds {
 		f.Add(s)

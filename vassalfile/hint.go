@@ -3,6 +3,8 @@ package vassalfile
 import (
 	"fmt"
 	"strings"
+
+	"github.com/emperor-dev/emperor/uwsgi"
 )
 
 // unknownOption is the error for key, an option nobody knows, with a hint
@@ -115,6 +117,9 @@ func suggest(k string) string {
 		}
 	}
 	for name := range canonical {
+		consider(name)
+	}
+	for _, name := range uwsgi.Names() {
 		consider(name)
 	}
 	return best

@@ -91,6 +91,9 @@ type Option struct {
 	// Group names a family of options documented as one row (the hook
 	// options: hook-, exec-, mount-, umount- for each phase).
 	Group string
+	// Owner says who acts on the option: us, uWSGI's app server, or us
+	// unless the vassal runs an app (see Owner).
+	Owner Owner
 
 	def any // the typed Default
 }
@@ -199,21 +202,12 @@ func Options() []*Option {
 	return out
 }
 
-// loaderOptions are uWSGI request plugins we do not embed. They get an error
-// that says what to write instead.
-var loaderOptions = map[string]string{
-	"psgi": "perl", "wsgi": "python", "wsgi-file": "python", "module": "python",
-	"callable": "python", "mount": "python", "pythonpath": "python", "python-path": "python",
-	"pp": "python", "virtualenv": "python", "venv": "python", "home": "python", "chdir2": "python",
-	"rack": "ruby", "rails": "ruby", "rbrequire": "ruby", "php-docroot": "php",
-	"php-index": "php", "lua": "lua", "jvm-main-class": "jvm", "mono-app": "mono",
-	"erlang": "erlang", "go-load": "go", "cgi": "cgi", "http-modifier1": "a request plugin",
-}
-
-// ignoredOptions are uWSGI process-model options that have no meaning for a
-// vassal here (there is no uWSGI master or worker pool). They are accepted so
-// that existing vassal files keep working, with a warning.
-var ignoredOptions = []string{
+// appOptions are uWSGI's process-model and plugin options that vassal
+// files commonly set: uWSGI's app server reads them in a vassal that runs
+// an app; without one they have no meaning (there is no uWSGI master or
+// worker pool) and are accepted with a warning. The other options of
+// uWSGI's catalog behave the same way; these are listed in the docs.
+var appOptions = []string{
 	"plugin", "plugins", "plugins-dir", "plugin-dir", "master", "processes", "workers",
 	"vacuum", "die-on-term", "enable-threads", "strict", "need-app", "no-orphans",
 	"memory-report", "lazy-apps", "single-interpreter", "harakiri", "max-requests",
@@ -382,7 +376,7 @@ func init() {
 			Parse: parseSmartDaemon, Default: "(none)",
 			Doc:   "PIDFILE COMMAND: a daemon that backgrounds itself and writes PIDFILE. It is watched through the pidfile, respawned when that pid is gone, and kept across reloads.",
 			UWSGI: "same"},
-		&Option{Name: "shared-socket", Scope: ScopeVassal, Kind: KindString, List: true, Restart: true,
+		&Option{Name: "shared-socket", Owner: OwnerShared, Scope: ScopeVassal, Kind: KindString, List: true, Restart: true,
 			Validate: validateSocket, Default: "(none)",
 			Doc:   "[ADDR]:PORT bound by the vassal as root before the privilege drop and kept open across reloads. Attached daemons inherit the sockets as fds 3, 4, ... with LISTEN_FDS set, so requests queue instead of failing while a daemon restarts.",
 			UWSGI: "uWSGI only shares them with its own workers; here any daemon can use them (LISTEN_PID is not set: the pid is not known before the fork, and under /bin/sh it would be the shell's)."},
@@ -425,9 +419,10 @@ func init() {
 			Doc:   "Interval of the safety-net rescan of the vassal directory. Events come from inotify at once; the rescan only catches lost events.",
 			UWSGI: "In uWSGI this scan is the only trigger, so it bounds spawn latency; here it does not."},
 	)
-	for _, n := range ignoredOptions {
-		register(&Option{Name: n, Scope: ScopeVassal | ScopeEmperor, Kind: KindIgnored, Default: "-",
-			Doc:   "Accepted so uWSGI vassal files keep working; ignored with a warning.",
-			UWSGI: "No effect here."})
+	for _, n := range appOptions {
+		register(&Option{Name: n, Scope: ScopeVassal | ScopeEmperor, Kind: KindString, List: true,
+			Owner: OwnerApp, Default: "-",
+			Doc:   "uWSGI's: handed to its app server in a vassal that runs an app; otherwise accepted with a warning.",
+			UWSGI: "same with an app; no effect without one."})
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/emperor-dev/emperor/uwsgi"
 )
 
 // Limits that keep a hostile or broken file from hanging or exhausting the
@@ -47,6 +49,7 @@ type Entry struct {
 	// PivotRoot, Daemon, int64 size, or the string itself.
 	Val  any
 	Line int
+	As   string // the key as written when it is an alias of Key
 }
 
 // File is a parsed file: its options in file order.
@@ -233,6 +236,7 @@ type parser struct {
 	// suggestion compares the key with every option name), for a line
 	// read once per item of a loop.
 	hints map[string]string
+	app   appDiags // see finishApp
 }
 
 // Parse parses src as the file at path. It returns every error it finds as
@@ -255,6 +259,7 @@ func Parse(path string, src []byte, o ParseOptions) (*File, error) {
 	lines := lex(&p.errs, src)
 	p.scan = prescan(lines)
 	p.run(lines)
+	p.finishApp()
 	sort.SliceStable(p.errs.list, func(i, j int) bool { return p.errs.list[i].Line < p.errs.list[j].Line })
 	p.file.Warnings = p.warns.done()
 	if errs := p.errs.done(); len(errs) > 0 {
@@ -278,7 +283,7 @@ func isOptionName(k string) bool {
 	if _, ok := Lookup(k); ok {
 		return true
 	}
-	if _, ok := loaderOptions[k]; ok {
+	if _, ok := uwsgi.Lookup(k); ok {
 		return true
 	}
 	return isLogic(k) || k == "set"
@@ -572,6 +577,7 @@ func (p *parser) loop(b *block) {
 	errs, warns := p.errs.mark(), p.warns.mark()
 	defer p.errs.inLoop(errs, b.open.key, b.open.line, len(items))
 	defer p.warns.inLoop(warns, b.open.key, b.open.line, len(items))
+	defer p.appLoopMark()(b.open.key, b.open.line, len(items))
 	for _, it := range items {
 		for _, l := range b.body {
 			if p.stopped {
@@ -870,11 +876,10 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 
 // applyValue applies the option k of line l with its expanded value v.
 func (p *parser) applyValue(l rawLine, k, v string) {
-	if lang, ok := loaderOptions[k]; ok {
-		p.errorf(l.line, "%s is a uWSGI %s loader option; this emperor embeds no language plugin: run the app as a daemon instead, e.g. attach-daemon = <command that serves it>", k, lang)
-		return
-	}
 	opt, ok := Lookup(k)
+	if !ok {
+		opt, ok = catalogOption(k)
+	}
 	if !ok {
 		p.errorf(l.line, "%s", p.unknownOption(k))
 		return
@@ -909,12 +914,17 @@ func (p *parser) applyValue(l rawLine, k, v string) {
 		p.warnf(l.line, "%s has no effect under this emperor and is ignored", k)
 		return
 	}
+	if opt.Owner != OwnerEmperor {
+		p.applyApp(l, k, opt, v)
+		return
+	}
 	val, err := opt.parse(v)
 	if err != nil {
 		p.file.reject(opt.Name)
 		p.errorf(l.line, "%s: %v", k, err)
 		return
 	}
+	p.appFileServerLine(l, k, opt.Name)
 	p.file.Entries = append(p.file.Entries, Entry{Key: opt.Name, Value: v, Val: val, Line: l.line})
 }
 

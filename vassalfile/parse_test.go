@@ -146,18 +146,10 @@ func TestUnknownOptionHint(t *testing.T) {
 	}
 }
 
-func TestLoaderOptionSaysWhatToWrite(t *testing.T) {
-	_, err := parse(t, "[uwsgi]\npsgi = /app/myapp.pl\nmodule = app:app\n", ParseOptions{})
-	d := diags(t, err)
-	if len(d) != 2 || !strings.Contains(d[0].Message, "attach-daemon") {
-		t.Fatalf("%v", err)
-	}
-}
-
-func TestPluginsWarn(t *testing.T) {
+func TestPluginsWarnWithoutApp(t *testing.T) {
 	f := mustParse(t, "[uwsgi]\nplugins-dir = /x\nplugin = psgi\nmaster = true\n", ParseOptions{})
-	if len(f.Warnings) != 3 || len(f.Entries) != 0 {
-		t.Fatalf("warnings %v entries %v", f.Warnings, f.Entries)
+	if len(f.Warnings) != 3 || !strings.Contains(f.Warnings[0].Message, "no effect: this vassal runs no app server") {
+		t.Fatalf("warnings %v", f.Warnings)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/emperor-dev/emperor/uwsgi"
 )
 
 // MarkdownReference renders the option table of docs/options.md. A test
@@ -19,7 +21,7 @@ func MarkdownReference() string {
 		b.WriteString("| option | type | default | meaning | restart on change | difference from uWSGI |\n")
 		b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
 		for _, o := range Options() {
-			if o.Scope&sc.scope == 0 || o.Kind == KindIgnored {
+			if o.Scope&sc.scope == 0 || o.Kind == KindIgnored || o.Owner == OwnerApp {
 				continue
 			}
 			if o.Group == "hooks" {
@@ -49,23 +51,26 @@ func MarkdownReference() string {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", name, kind, esc(o.Default), esc(o.Doc), restart, esc(o.UWSGI))
 		}
 	}
-	b.WriteString("\n## Accepted and ignored (with a warning)\n\n")
-	b.WriteString("These uWSGI options have no meaning here (there is no uWSGI master or worker pool); they are accepted so that existing vassal files keep working: ")
+	b.WriteString("\n## uWSGI's options\n\n")
+	b.WriteString("Every other option of uWSGI " + uwsgi.Version + " (core and Debian's plugins) is uWSGI's: in a vassal that runs an app it is handed to uWSGI's app server with its uWSGI meaning; in a vassal without an app it is accepted with a warning (it has no effect). These are the ones vassal files set most: ")
+	var app []string
+	for _, o := range Options() {
+		if o.Owner == OwnerApp {
+			app = append(app, "`"+o.Name+"`")
+		}
+	}
+	b.WriteString(strings.Join(app, ", ") + ".\n")
 	var ign []string
 	for _, o := range Options() {
 		if o.Kind == KindIgnored {
 			ign = append(ign, "`"+o.Name+"`")
 		}
 	}
-	b.WriteString(strings.Join(ign, ", ") + ".\n")
-	b.WriteString("\n## Rejected with a hint\n\n")
-	b.WriteString("uWSGI language loaders (")
-	var ld []string
-	for _, k := range sortedKeys(loaderOptions) {
-		ld = append(ld, "`"+k+"`")
+	if len(ign) > 0 {
+		b.WriteString("\n## Accepted and ignored (with a warning)\n\n")
+		b.WriteString("These options have no meaning under this emperor; they are accepted so that existing files keep working: ")
+		b.WriteString(strings.Join(ign, ", ") + ".\n")
 	}
-	b.WriteString(strings.Join(ld, ", "))
-	b.WriteString(") are errors that say to run the app with `attach-daemon` instead.\n")
 	return b.String()
 }
 

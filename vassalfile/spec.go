@@ -55,6 +55,11 @@ type Spec struct {
 	DisableLogging  bool
 
 	Log LogSpec // logto & co (options_log.go)
+
+	// App is what uWSGI's app server runs, nil when the file asks for no
+	// app. In a vassal with an app, the shared options (http-socket,
+	// static-map, threads...) are in App.Lines, not in the fields above.
+	App *App
 }
 
 // PhaseHooks returns the hooks of phase in run order: hook-<phase> lines
@@ -81,8 +86,12 @@ func (s *Spec) PhaseHooks(phase hooks.Phase) []hooks.Hook {
 // once. A File with errors of its own (Parse failed) can be decoded: an
 // option whose line was rejected is not reported missing.
 func Decode(f *File) (*Spec, error) {
+	app := BuildApp(f)
+	if app != nil {
+		f = emperorPart(f)
+	}
 	d := decoder{f: f, errs: diagList{path: f.Path}}
-	s := &Spec{Name: f.Name, Path: f.Path,
+	s := &Spec{Name: f.Name, Path: f.Path, App: app,
 		UID:             last[string](&d, "uid"),
 		GID:             last[string](&d, "gid"),
 		AddGIDs:         all[string](&d, "add-gid"),

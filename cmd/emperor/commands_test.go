@@ -16,7 +16,7 @@ func TestCheckPrintsEveryProblem(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.ini")
 	good := filepath.Join(dir, "good.ini")
-	os.WriteFile(bad, []byte("[uwsgi]\nattach-deamon = x\npsgi = /app.pl\nuid = no-such-user-here\nif-reload =\n"), 0o644)
+	os.WriteFile(bad, []byte("[uwsgi]\nattach-deamon = x\nthreads = many\nuid = no-such-user-here\nif-reload =\n"), 0o644)
 	os.WriteFile(good, []byte("[uwsgi]\nplugin = psgi\nattach-daemon = sleep 1\n"), 0o644)
 	var out bytes.Buffer
 	root := newRoot(&out, &out)
@@ -26,7 +26,7 @@ func TestCheckPrintsEveryProblem(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 	s := out.String()
-	for _, want := range []string{bad + ":2: unknown option", bad + ":3: psgi is a uWSGI perl loader", bad + ":5: if-reload opened here is never closed", good + ":2: warning: plugin"} {
+	for _, want := range []string{bad + ":2: unknown option", bad + ":3: threads:", bad + ":5: if-reload opened here is never closed", good + ":2: warning: plugin"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("missing %q in:\n%s", want, s)
 		}
