@@ -324,8 +324,11 @@ if-not-hostname-match = ^web
 env = if-not-hostname-match=1
 endif =
 plugin = /usr/lib/uwsgi/plugins/python3_plugin.so
-if-plugin = python3
+if-plugin = python
 env = if-plugin=%(_)
+endif =
+if-plugin = python3
+env = WRONG=python3
 endif =
 ifplugin = psgi
 env = WRONG=1
@@ -355,7 +358,7 @@ endfor =
 	want := []string{"ifexists=" + file, "if-not-exists=" + dir + "/nope", "if-file=1", "if-not-file=1",
 		"ifdir=1", "if-directory=1", "if-not-dir=1", "ifenv=prod", "if-env-eq=prod", "if-not-env-other=prod",
 		"if-hostname=host1", "if-not-hostname=1", "if-hostname-match=1", "if-not-hostname-match=1",
-		"if-plugin=python3", "if-not-plugin=1", "if-not-reload=1",
+		"if-plugin=python", "if-not-plugin=1", "if-not-reload=1",
 		"line=[a]", "line=[]", "line=[b c]", "line=[" + strings.Repeat("x", 1023) + "]", "line=[xxxxxxx]",
 		"glob=" + file, "glob=" + dir + "/lines.txt", "nocheck=" + dir + "/*.none"}
 	wantEnv(t, f, want...)
@@ -565,6 +568,19 @@ print = hostname-match %(_)
 endif =
 if-not-hostname-match = ^$
 print = not-hostname-match
+endif =
+plugins = psgi,/usr/lib/uwsgi/plugins/python3_plugin.so
+if-plugin = psgi
+print = plugin %(_)
+endif =
+ifplugin = python
+print = ifplugin %(_)
+endif =
+if-plugin = python3
+print = WRONG
+endif =
+if-not-plugin = php
+print = not-plugin %(_)
 endif =
 if-not-reload =
 print = not-reload

@@ -761,7 +761,7 @@ func (p *parser) cond(l rawLine) (ok bool, under string, hasUnder bool, err erro
 		}
 		ok = re.MatchString(p.o.Hostname)
 	case "plugin":
-		ok = p.plugins[pluginName(v)]
+		ok = p.plugins[v]
 	case "env", "opt":
 		name, want, hasWant := strings.Cut(v, "=")
 		var val string
@@ -777,12 +777,22 @@ func (p *parser) cond(l rawLine) (ok bool, under string, hasUnder bool, err erro
 	return ok != c.neg, under, hasUnder, nil
 }
 
-// pluginName is the name uWSGI gives a plugin named by a path or a file
-// name: /usr/lib/uwsgi/plugins/python3_plugin.so is python3.
+// pluginName is the name a plugin gives itself (struct uwsgi_plugin's
+// name, which if-plugin compares), from the name or path a plugin line
+// loads it by: /usr/lib/uwsgi/plugins/psgi_plugin.so is psgi, and every
+// build of the python plugin (python3, python311) calls itself python, of
+// the ruby one rack, of php php and of lua lua.
 func pluginName(v string) string {
 	v = filepath.Base(strings.TrimSpace(v))
-	v = strings.TrimSuffix(v, ".so")
-	return strings.TrimSuffix(v, "_plugin")
+	v = strings.TrimSuffix(strings.TrimSuffix(v, ".so"), "_plugin")
+	for _, family := range []struct{ prefix, name string }{
+		{"python", "python"}, {"rack", "rack"}, {"ruby", "rack"}, {"php", "php"}, {"lua", "lua"},
+	} {
+		if strings.HasPrefix(v, family.prefix) {
+			return family.name
+		}
+	}
+	return v
 }
 
 // notePlugins records the plugins a plugin line names, for if-plugin.
