@@ -497,6 +497,11 @@ print = at [@(data)] [@(%ddata)] [@($(DIALECT_DIR)/data)]
 for = a b  c
 print = for %(_)
 endfor =
+a_port = 5
+for = a
+print = built %(%(_)_port) %(%(_)_port + 1) %(%n_name)
+endfor =
+v_name = vee
 for-times = 3
 print = times %(_)
 end-for =
@@ -649,5 +654,30 @@ func TestDialectAgainstUWSGI(t *testing.T) {
 	}
 	if strings.Join(ours, "\n") != strings.Join(printed, "\n") {
 		t.Fatalf("uWSGI printed:\n%s\n\nwe read:\n%s", strings.Join(printed, "\n"), strings.Join(ours, "\n"))
+	}
+}
+
+// A name built by expansion, %(%(_)_port): uWSGI replaces %(_) (and magic
+// variables) before it looks the name up. The keys it may build are
+// placeholders; other unknown keys are still errors.
+func TestBuiltNames(t *testing.T) {
+	f := mustParse(t, `[uwsgi]
+shop_port = 9001
+blog_port = 9002
+app001_root = /srv/a
+for = shop blog
+env = P_%(_)=%(%(_)_port) %(%(_)_port + 1)
+endfor =
+env = R=%(%n_root)
+`, ParseOptions{})
+	wantEnv(t, f, "P_shop=9001 9002", "P_blog=9002 9003", "R=/srv/a")
+	_, err := parse(t, "[uwsgi]\nshop_port = 1\nshop_prot = 2\nfor = shop\nenv = P=%(%(_)_port)\nendfor =\n", ParseOptions{})
+	d := diags(t, err)
+	if len(d) != 1 || d[0].Line != 3 {
+		t.Fatalf("%v", err)
+	}
+	deep := "[uwsgi]\nenv = A=" + strings.Repeat("%(", 5000) + strings.Repeat(")", 5000) + "\n"
+	if _, err := parse(t, deep, ParseOptions{}); err == nil || !strings.Contains(err.Error(), "nest more than") {
+		t.Fatalf("%v", err)
 	}
 }

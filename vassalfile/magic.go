@@ -246,7 +246,7 @@ const (
 // of the block (%(_)), anything else the value of an option or placeholder.
 // Where uWSGI takes an unknown name as empty and leaves a pipeline that
 // yields nothing as literal text, both are errors here.
-func (p *parser) compute(expr string, under string, hasUnder bool) (string, error) {
+func (p *parser) compute(expr string, under string, hasUnder bool, depth int) (string, error) {
 	var cur []byte
 	have := false
 	state := opConcat
@@ -288,6 +288,12 @@ func (p *parser) compute(expr string, under string, hasUnder bool) (string, erro
 			if isNumber(tok) {
 				val = tok
 				break
+			}
+			if strings.ContainsAny(tok, "%$@") {
+				var err error
+				if tok, err = p.inner(tok, under, hasUnder, depth); err != nil {
+					return "", err
+				}
 			}
 			v, ok, err := p.lookup(tok)
 			if err != nil {

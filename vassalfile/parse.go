@@ -333,7 +333,75 @@ func isLogic(k string) bool { return isIf(k) || isFor(k) || isEnd(k) || k == "el
 // placeholder, as in uWSGI), and the lines that set each name.
 type scan struct {
 	refs map[string]bool
-	sets map[string][]setLine
+	// patterns are the names that are built by expansion, %(%(_)_port):
+	// each expansion is a wildcard (at most maxPatterns of them).
+	patterns map[string][]string
+	sets     map[string][]setLine
+}
+
+const maxPatterns = 256
+
+// referenced says whether a %(...) of the file may refer to name k.
+func (sc *scan) referenced(k string) bool {
+	if sc.refs[k] {
+		return true
+	}
+	for _, parts := range sc.patterns {
+		if wildMatch(parts, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// wildMatch matches k against a pattern cut at its wildcards.
+func wildMatch(parts []string, k string) bool {
+	if len(parts) == 1 {
+		return k == parts[0]
+	}
+	if !strings.HasPrefix(k, parts[0]) {
+		return false
+	}
+	k = k[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, mid := range parts[1 : len(parts)-1] {
+		i := strings.Index(k, mid)
+		if i < 0 {
+			return false
+		}
+		k = k[i+len(mid):]
+	}
+	return strings.HasSuffix(k, last)
+}
+
+// refer records that the file refers to name.
+func (sc *scan) refer(name string) {
+	if !strings.ContainsAny(name, "%$@") {
+		sc.refs[name] = true
+		return
+	}
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case (c == '%' || c == '$' || c == '@') && i+1 < len(name) && name[i+1] == '(':
+			end := closing(name, i+1)
+			if end < 0 {
+				end = len(name) - 1
+			}
+			b.WriteByte('*')
+			i = end
+		case c == '%' && i+1 < len(name):
+			b.WriteByte('*')
+			i++
+		default:
+			b.WriteByte(c)
+		}
+	}
+	pat := b.String()
+	if _, ok := sc.patterns[pat]; !ok && len(sc.patterns) < maxPatterns {
+		sc.patterns[pat] = strings.Split(pat, "*")
+	}
 }
 
 type setLine struct {
@@ -343,7 +411,7 @@ type setLine struct {
 }
 
 func prescan(lines []rawLine) scan {
-	sc := scan{refs: map[string]bool{}, sets: map[string][]setLine{}}
+	sc := scan{refs: map[string]bool{}, patterns: map[string][]string{}, sets: map[string][]setLine{}}
 	inBlock := false
 	for _, l := range lines {
 		k := l.key
@@ -353,11 +421,11 @@ func prescan(lines []rawLine) scan {
 		case isEnd(k):
 			inBlock = false
 		}
-		references(l.value, sc.refs)
+		sc.references(l.value)
 		if c, ok := conditions[k]; ok && c.test == "opt" {
 			name, _, _ := strings.Cut(l.value, "=")
 			if name = strings.TrimSpace(name); name != "" {
-				sc.refs[name] = true
+				sc.refer(name)
 			}
 		}
 		name, value := k, l.value
@@ -375,9 +443,9 @@ func prescan(lines []rawLine) scan {
 	return sc
 }
 
-// references adds to refs the names that the %(...) of v refer to: the
-// name, or the names among the tokens of an arithmetic %(a + b).
-func references(v string, refs map[string]bool) {
+// references records the names that the %(...) of v refer to: the name,
+// or the names among the tokens of an arithmetic %(a + b).
+func (sc *scan) references(v string) {
 	for i := 0; i+1 < len(v); i++ {
 		if v[i] != '%' {
 			continue
@@ -392,7 +460,7 @@ func references(v string, refs map[string]bool) {
 		}
 		inner := v[i+2 : end]
 		if !strings.Contains(inner, " ") {
-			refs[inner] = true
+			sc.refer(inner)
 			continue
 		}
 		for _, tok := range strings.Split(inner, " ") {
@@ -400,7 +468,7 @@ func references(v string, refs map[string]bool) {
 			case "", "_", "+", "-", "*", "/", "++", "--":
 			default:
 				if !isNumber(tok) {
-					refs[tok] = true
+					sc.refer(tok)
 				}
 			}
 		}
@@ -533,7 +601,7 @@ func (p *parser) run(lines []rawLine) {
 // that %(...) refers to. Its value is not read.
 func (p *parser) checkName(l rawLine) {
 	k := l.key
-	if isOptionName(k) || p.scan.refs[k] {
+	if isOptionName(k) || p.scan.referenced(k) {
 		if opt, ok := Lookup(k); ok && opt.Scope&p.o.Scope == 0 {
 			p.errorf(l.line, "%s belongs in %s, not here", k, scopeName(opt.Scope))
 		}
@@ -876,7 +944,7 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 	}
 	p.setPH(k, v)
 	p.notePlugins(k, v)
-	if !isOptionName(k) && p.scan.refs[k] {
+	if !isOptionName(k) && p.scan.referenced(k) {
 		// A placeholder: %(k) refers to it somewhere in the file. Its
 		// value is checked where it is used.
 		return
@@ -1007,7 +1075,7 @@ func (p *parser) walk(s string, under string, hasUnder bool, depth int, emit fun
 				}
 				name := s[i+2 : end]
 				var err error
-				if val, err = p.ref(name, under, hasUnder); err != nil {
+				if val, err = p.ref(name, under, hasUnder, depth); err != nil {
 					return err
 				}
 				skip = end - i
@@ -1072,7 +1140,7 @@ func (p *parser) inner(s string, under string, hasUnder bool, depth int) (string
 
 // ref is the value of %(name): %(_), an option or placeholder, or the
 // arithmetic of uWSGI's placeholders when name holds a space.
-func (p *parser) ref(name string, under string, hasUnder bool) (string, error) {
+func (p *parser) ref(name string, under string, hasUnder bool, depth int) (string, error) {
 	if name == "_" {
 		if !hasUnder {
 			return "", errNoUnder
@@ -1080,7 +1148,14 @@ func (p *parser) ref(name string, under string, hasUnder bool) (string, error) {
 		return under, nil
 	}
 	if strings.Contains(name, " ") {
-		return p.compute(name, under, hasUnder)
+		return p.compute(name, under, hasUnder, depth)
+	}
+	if strings.ContainsAny(name, "%$@") {
+		// a name built by expansion: %(%(_)_port), %(%n_root)
+		var err error
+		if name, err = p.inner(name, under, hasUnder, depth); err != nil {
+			return "", err
+		}
 	}
 	v, ok, err := p.lookup(name)
 	if err != nil {
