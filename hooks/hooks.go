@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/emperor-dev/emperor/spell"
 )
 
 // Phase is when a hook runs.
@@ -220,36 +222,9 @@ func Actions() []string {
 	return out
 }
 
-// nearest suggests a known action one edit or a swapped pair away.
-func nearest(name string) string {
-	best := ""
-	for _, a := range Actions() {
-		if editDistance(name, a) <= 2 && (best == "" || editDistance(name, a) < editDistance(name, best)) {
-			best = a
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+// nearest suggests the known action that name is a typo of, if it is one
+// (spell.Typo: never an opposite such as unlink for link, nor cd for cp).
+func nearest(name string) string { return spell.Nearest(name, Actions(), nil) }
 
 // quote writes a value as Go would quote it.
 func quote(s string) string { return fmt.Sprintf("%q", s) }

@@ -2,8 +2,11 @@ package vassalfile
 
 import (
 	"fmt"
+	"sort"
 	"strings"
+	"sync"
 
+	"github.com/emperor-dev/emperor/spell"
 	"github.com/emperor-dev/emperor/uwsgi"
 )
 
@@ -73,7 +76,7 @@ func phaseClass(name string) string {
 	}
 	isFamily := false
 	for _, f := range hookFamilies {
-		if typoDistance(fam, f) <= 1 {
+		if spell.Distance(fam, f) <= 1 {
 			isFamily = true
 		}
 	}
@@ -83,9 +86,9 @@ func phaseClass(name string) string {
 	if c, ok := hookPhases[phase]; ok {
 		return c
 	}
-	class, best := "", wordLimit(phase)+1
+	class, best := "", max(1, len(phase)/3)+1
 	for ph, c := range hookPhases {
-		switch d := typoDistance(phase, ph); {
+		switch d := spell.Distance(phase, ph); {
 		case d < best:
 			class, best = c, d
 		case d == best && c != class:
@@ -96,118 +99,29 @@ func phaseClass(name string) string {
 }
 
 // suggest finds the known option name that a typo most likely meant, or
-// "". Only a plausible typo is suggested, never a neighbour with another
-// meaning:
-//   - each word (split at - and _) is at most a third of its length (at
-//     least one edit) away from the word it stands for, or the two differ
-//     only in their separators (hook-prejail);
-//   - a trailing number is part of the name: attach-daemon2, static-map2,
-//     logto2 and cron2 are options of their own, not typos of attach-daemon,
-//     static-map, logto or cron;
-//   - a hook option never changes the class of its phase (phaseClass).
+// "": only a plausible typo (spell.Typo: word by word, a trailing number
+// is part of the name, not an opposite), and never a hook option of
+// another class of phase (phaseClass).
 func suggest(k string) string {
 	if len(k) > 64 {
 		return ""
 	}
-	best, bestD := "", 1<<30
 	class := phaseClass(k)
-	consider := func(name string) {
-		if d, ok := typoOf(k, class, name); ok && (d < bestD || (d == bestD && name < best)) {
-			best, bestD = name, d
-		}
-	}
+	return spell.Nearest(k, optionNames(), func(name string) bool { return phaseClass(name) == class })
+}
+
+// optionNames are the registered option names and aliases, and the
+// options of uWSGI's catalog, sorted.
+var optionNames = sync.OnceValue(func() []string {
+	out := make([]string, 0, len(canonical))
 	for name := range canonical {
-		consider(name)
+		out = append(out, name)
 	}
 	for _, name := range uwsgi.Names() {
-		consider(name)
-	}
-	return best
-}
-
-// typoOf says whether k (whose hook phase class is class) is a plausible
-// typo of name, and how far apart they are.
-func typoOf(k, class, name string) (int, bool) {
-	if k == name || trimDigits(k) == trimDigits(name) {
-		return 0, false
-	}
-	if abs(len(k)-len(name)) > max(2, len(k)/3) {
-		return 0, false
-	}
-	if phaseClass(name) != class {
-		return 0, false
-	}
-	if unseparated(k) == unseparated(name) {
-		return 1, true
-	}
-	kw, nw := words(k), words(name)
-	if len(kw) != len(nw) {
-		// A letter added or lost inside a word, or a separator replaced
-		// by another character: one edit of the whole.
-		if d := typoDistance(k, name); d <= 1 {
-			return d, true
-		}
-		return 0, false
-	}
-	total := 0
-	for i := range kw {
-		d := typoDistance(kw[i], nw[i])
-		if d > wordLimit(kw[i]) {
-			return 0, false
-		}
-		total += d
-	}
-	if total > max(2, len(k)/3) {
-		return 0, false
-	}
-	return total, true
-}
-
-// wordLimit is how many edits a typo of word may hold.
-func wordLimit(word string) int { return max(1, len(word)/3) }
-
-func words(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == '-' || r == '_' })
-}
-
-func unseparated(s string) string {
-	return strings.NewReplacer("-", "", "_", "").Replace(s)
-}
-
-func trimDigits(s string) string { return strings.TrimRight(s, "0123456789") }
-
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
-}
-
-// typoDistance is the edit distance of a and b where swapping two adjacent
-// letters (deamon) is one edit, as is an insertion, a deletion or a
-// substitution (optimal string alignment).
-func typoDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 1 << 20
-	}
-	var d [65][65]int
-	for i := 0; i <= len(a); i++ {
-		d[i][0] = i
-	}
-	for j := 0; j <= len(b); j++ {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
+		if _, ours := canonical[name]; !ours {
+			out = append(out, name)
 		}
 	}
-	return d[len(a)][len(b)]
-}
+	sort.Strings(out)
+	return out
+})

@@ -114,14 +114,3 @@ func TestPhaseClass(t *testing.T) {
 		}
 	}
 }
-
-func TestTypoDistance(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		d    int
-	}{{"deamon", "daemon", 1}, {"", "abc", 3}, {"app", "jail", 3}, {"chmod", "http", 4}, {"abc", "abc", 0}} {
-		if got := typoDistance(c.a, c.b); got != c.d {
-			t.Errorf("%q %q: %d, want %d", c.a, c.b, got, c.d)
-		}
-	}
-}
