@@ -823,6 +823,9 @@ func (p *parser) cond(l rawLine) (ok bool, under string, hasUnder bool, err erro
 	case "hostname":
 		ok = p.o.Hostname == v
 	case "hostname-match":
+		if len(v) > 4096 {
+			return false, "", false, fmt.Errorf("a regular expression of %d bytes is over the 4096 byte limit", len(v))
+		}
 		re, err := regexp.Compile(v)
 		if err != nil {
 			return false, "", false, fmt.Errorf("%s is not a regular expression: %w", QuoteValue(v), err)
