@@ -1,8 +1,11 @@
 package vassalfile
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -680,4 +683,43 @@ env = R=%(%n_root)
 	if _, err := parse(t, deep, ParseOptions{}); err == nil || !strings.Contains(err.Error(), "nest more than") {
 		t.Fatalf("%v", err)
 	}
+}
+
+// TestVersionUnderAReaper: in a vassal's PID 1 the reaper collects every
+// child with wait4(-1), so %V's `uwsgi --version` may lose its exit status
+// to it, and its Wait fails with ECHILD. The test runs in a child process
+// whose children the kernel reaps itself (SIGCHLD ignored), so that every
+// Wait fails so, and checks that first (the fault happens for certain);
+// %V must still give the version.
+func TestVersionUnderAReaper(t *testing.T) {
+	if os.Getenv("DIALECT_REAPER_CHILD") == "1" {
+		reaperChild()
+		return
+	}
+	bin := filepath.Join(t.TempDir(), "uwsgi")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho 2.0.21-test\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestVersionUnderAReaper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "DIALECT_REAPER_CHILD=1", "DIALECT_FAKE_UWSGI="+bin)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "version under a reaper: 2.0.21-test") {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+}
+
+func reaperChild() {
+	signal.Ignore(syscall.SIGCHLD) // the kernel reaps every child at once
+	if err := exec.Command("true").Run(); !errors.Is(err, syscall.ECHILD) {
+		fmt.Printf("the fault did not happen: Wait gave %v, not ECHILD\n", err)
+		os.Exit(1)
+	}
+	o := ParseOptions{UWSGI: os.Getenv("DIALECT_FAKE_UWSGI")}
+	v, err := o.uwsgiVersion()
+	if err != nil {
+		fmt.Printf("%%V: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Printf("version under a reaper: %s\n", v)
+	os.Exit(0)
 }

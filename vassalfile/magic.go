@@ -2,6 +2,8 @@ package vassalfile
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // The magic variables of uWSGI 2.0 (config_magic_table_fill and uwsgi_setup
@@ -216,8 +219,13 @@ func (o *ParseOptions) uwsgiVersion() (string, error) {
 	if v, ok := versions.Load(bin); ok {
 		return v.(string), nil
 	}
-	out, err := exec.Command(bin, "--version").Output()
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	// In a vassal's PID 1 the reaper owns every wait (vassal/reaper.go) and
+	// may collect the child first: then Wait fails with ECHILD, and the
+	// output read to its end is the answer.
+	if err != nil && !errors.Is(err, syscall.ECHILD) {
 		return "", fmt.Errorf("%%V is the uWSGI version: %s --version: %w", bin, err)
 	}
 	v := string(bytes.TrimSpace(out))
