@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emperor-dev/emperor/emperor"
 	"github.com/emperor-dev/emperor/vassalfile"
 )
 
@@ -50,12 +51,28 @@ func header(t *testing.T, path string) string {
 	return b.String()
 }
 
+// corpusNoApp are the corpus files that ask for no app server (no loader,
+// no uwsgi-protocol socket, no http router): our PID 1 runs them alone.
+// Every other file runs uWSGI's app server.
+var corpusNoApp = map[string]bool{
+	"bare-flags.ini": true, "chroot-jail.ini": true, "conditions-env.ini": true,
+	"conditions-fs.ini": true, "daemons-noapp.ini": true, "glusterfs-noapp.ini": true,
+	"hooks-actions.ini": true, "hooks-wait.ini": true, "logto2-daemonize.ini": true,
+	"loops.ini": true, "magic-variables.ini": true, "placeholder-math.ini": true,
+	"static-noapp.ini": true, "logging-full.ini": true,
+}
+
 // TestCorpusPassesCheck: every vassal file of the corpus passes `emperor
 // check` (checkFile, what the command runs for each file) with no error;
 // its warnings are logged. Each file says what it is modelled on and which
-// uWSGI behaviour it reproduces.
+// uWSGI behaviour it reproduces, and asks for an app server unless it is
+// in corpusNoApp.
 func TestCorpusPassesCheck(t *testing.T) {
-	for _, path := range corpusFiles(t) {
+	files := corpusFiles(t)
+	if len(files) < 30 {
+		t.Errorf("the corpus has %d files, want at least 30", len(files))
+	}
+	for _, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			if h := header(t, path); !strings.Contains(h, "Modelled on:") || !strings.Contains(h, "Reproduces:") {
 				t.Errorf("the first comment does not say what the file is modelled on and what it reproduces: %q", h)
@@ -66,6 +83,13 @@ func TestCorpusPassesCheck(t *testing.T) {
 				} else {
 					t.Error(d.String())
 				}
+			}
+			v, err := emperor.LoadVassal(path)
+			if err != nil {
+				return // reported above
+			}
+			if app, want := v.Spec.App != nil, !corpusNoApp[filepath.Base(path)]; app != want {
+				t.Errorf("asks for an app server: %v, want %v", app, want)
 			}
 		})
 	}
@@ -92,6 +116,30 @@ var corpusConstructs = map[string]string{
 	"shared-socket":   `(?m)^shared-socket =`,
 
 	"private hook (!)": `(?m)^hook-[a-z-]+ = !`,
+	"pivot_root":       `(?m)^pivot_root =`,
+	"mountpoint-check": `(?m)^mountpoint-check =`,
+	"callret:chdir":    `(?m)^hook-[a-z-]+ = callret:chdir `,
+
+	"loader module":        `(?m)^module\s*=`,
+	"loader wsgi-file":     `(?m)^wsgi-file =`,
+	"loader mount":         `(?m)^mount = /`,
+	"loader psgi":          `(?m)^psgi =`,
+	"loader php-docroot":   `(?m)^php-docroot =`,
+	"uwsgi socket":         `(?m)^socket\s*=`,
+	"http router":          `(?m)^http =`,
+	"fastcgi-socket":       `(?m)^fastcgi-socket =`,
+	"plugin line":          `(?m)^plugins? =`,
+	"plugins-dir":          `(?m)^plugins-dir =`,
+	"internal routing":     `(?m)^route(-[a-z]+)? =`,
+	"attach-daemon":        `(?m)^attach-daemon =`,
+	"smart-attach-daemon":  `(?m)^smart-attach-daemon =`,
+	"hook phase pre-app":   `(?m)^(hook|exec)-pre-app =`,
+	"hook phase post-app":  `(?m)^hook-post-app =`,
+	"hook phase accepting": `(?m)^hook-accepting1?(-once)? =`,
+	"hook master-start":    `(?m)^hook-master-start =`,
+	"stats":                `(?m)^stats =`,
+	"touch-reload":         `(?m)^touch-reload =`,
+	"cron":                 `(?m)^cron =`,
 }
 
 func init() {
@@ -104,12 +152,16 @@ func init() {
 		"if-hostname", "if-not-hostname", "if-hostname-match", "if-not-hostname-match",
 		"if-exists", "if-not-exists", "ifexists", "if-plugin", "if-not-plugin", "ifplugin",
 		"if-file", "if-not-file", "if-dir", "if-not-dir", "ifdir", "if-directory",
-		"endif", "end-if", "else",
+		"endif", "end-if",
 	} {
 		corpusConstructs["logic "+k] = `(?m)^` + regexp.QuoteMeta(k) + `( =|$)`
 	}
 	for _, ph := range []string{"asap", "pre-jail", "post-jail", "in-jail", "as-root", "as-user", "as-user-atexit"} {
 		corpusConstructs["hook phase "+ph] = `(?m)^(hook|exec|mount|umount)-` + ph + ` =`
+	}
+	for _, o := range []string{"master", "processes", "cheaper", "listen", "offload-threads",
+		"logto", "logto2", "log-maxsize", "log-backupname", "logfile-chown", "logfile-chmod", "log-reopen"} {
+		corpusConstructs["option "+o] = `(?m)^` + o + `\s*(=|$)`
 	}
 	for _, fam := range []string{"hook", "exec", "mount", "umount"} {
 		corpusConstructs["hook family "+fam] = `(?m)^` + fam + `-[a-z-]+ =`
