@@ -127,7 +127,17 @@ func (p *parser) applyApp(l rawLine, k string, opt *Option, v string) {
 			e.Val = val
 		}
 	case OwnerApp:
-		p.app.noApp.warns.add(l.line, fmt.Sprintf("%s has no effect: this vassal runs no app server", k))
+		if opt.Parse != nil {
+			// A value uWSGI would fail on (a hook action it lacks).
+			if _, err := opt.parse(v); err != nil {
+				p.app.withApp.errs.add(l.line, fmt.Sprintf("%s: %v", k, err))
+			}
+		}
+		if opt.NoApp != "" {
+			p.app.noApp.errs.add(l.line, opt.NoApp)
+		} else {
+			p.app.noApp.warns.add(l.line, fmt.Sprintf("%s has no effect: this vassal runs no app server", k))
+		}
 	}
 	p.file.Entries = append(p.file.Entries, e)
 }

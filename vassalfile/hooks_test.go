@@ -62,3 +62,61 @@ func TestEmperorConfigPhasesWarn(t *testing.T) {
 		}
 	}
 }
+
+// The app server's phases are uWSGI's: handed to it in a vassal that runs
+// an app, checked as uWSGI 2.0.21 runs them, and an error that says why in
+// a vassal without one.
+func TestAppHookPhases(t *testing.T) {
+	const app = "[uwsgi]\nhttp-socket = :9090\npsgi = /app/myapp.pl\n"
+	lines := "hook-pre-app = !write:/tmp/key s3cr3t\nexec-post-app = echo loaded\nhook-accepting1-once = print:first worker ready\n" +
+		"hook-master-start = callret:my_c_function\ncall-pre-app = my_init\nhook-touch = /tmp/flag exec:true\n"
+	f := mustParse(t, app+lines, ParseOptions{})
+	got := map[string]string{}
+	for _, l := range BuildApp(f).Lines {
+		got[l.Key] = l.Value
+	}
+	for k, v := range map[string]string{"hook-pre-app": "!write:/tmp/key s3cr3t", "exec-post-app": "echo loaded",
+		"hook-accepting1-once": "print:first worker ready", "hook-master-start": "callret:my_c_function",
+		"call-pre-app": "my_init", "hook-touch": "/tmp/flag exec:true"} {
+		if got[k] != v {
+			t.Errorf("%s: handed %q to uWSGI, want %q", k, got[k], v)
+		}
+	}
+	s, err := Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Hooks) != 0 {
+		t.Fatalf("PID 1 would run the app's hooks: %v", s.Hooks)
+	}
+
+	// What uWSGI would fail on is a check error, with an app.
+	for line, want := range map[string]string{
+		"hook-pre-app = symlink:/a /b":                "exec:ln -s",
+		"hook-post-app = sethostname:x":               "hostname, not sethostname",
+		"hook-accepting = mount:none /a /b bind,slave": `"slave" is not a mount flag of uWSGI 2.0.21`,
+		"hook-post-fork = chown:/x 33 33":             "write chown2",
+		"hook-pre-app = ffi:x":                        "libffi plugin",
+		"hook-touch = /only-a-file":                   "FILE ACTION:ARGS",
+		"call-post-app = two words":                   "C function",
+	} {
+		_, err := parse(t, app+line+"\n", ParseOptions{})
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "app001.ini:4:") {
+			t.Errorf("%q: got %v, want %q at line 4", line, err, want)
+		}
+	}
+
+	// Without an app: an error that says where the phase runs, and never
+	// a hint towards a phase run as root.
+	for line, want := range map[string]string{
+		"hook-pre-app = exec:./migrate": "hook-pre-app runs in the app server before the app loads; this vassal runs no app server (to run it as the tenant before the daemons start, write hook-as-user)",
+		"exec-post-app = true":          "exec-post-app runs in the app server after the app loaded; this vassal runs no app server (to run it as the tenant before the daemons start, write exec-as-user)",
+		"hook-accepting1 = print:x":     "hook-accepting1 runs in the app server's first worker when it starts accepting requests; this vassal runs no app server",
+		"call-pre-app = my_init":        "call-pre-app runs in the app server before the app loads; this vassal runs no app server",
+	} {
+		_, err := parse(t, "[uwsgi]\nattach-daemon = sleep 1000\n"+line+"\n", ParseOptions{})
+		if err == nil || !strings.Contains(err.Error(), "app001.ini:3: "+want) || strings.Contains(err.Error(), "jail") || strings.Contains(err.Error(), "as-root") {
+			t.Errorf("%q: got %v, want %q", line, err, want)
+		}
+	}
+}

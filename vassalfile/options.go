@@ -94,6 +94,10 @@ type Option struct {
 	// Owner says who acts on the option: us, uWSGI's app server, or us
 	// unless the vassal runs an app (see Owner).
 	Owner Owner
+	// NoApp, for an OwnerApp option that makes no sense without uWSGI's
+	// app server, is the error of a vassal that runs none (instead of the
+	// "has no effect" warning). Its Parse checks the value handed to uWSGI.
+	NoApp string
 
 	def any // the typed Default
 }

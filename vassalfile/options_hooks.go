@@ -2,6 +2,7 @@ package vassalfile
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/emperor-dev/emperor/hooks"
 )
@@ -72,6 +73,7 @@ func init() {
 				UWSGI: phaseDiff(ph, fa.fam)})
 		}
 	}
+	registerAppHooks()
 	for _, ph := range hooks.EmperorPhases {
 		name := "hook-" + string(ph)
 		ho := hookOption{phase: ph, family: hooks.FamilyHook}
@@ -87,6 +89,36 @@ func init() {
 			doc = "In uWSGI this " + emperorConfigPhases[name] + ". Accepted with a warning."
 		}
 		register(&Option{Name: name, Scope: ScopeVassal, Kind: KindIgnored, Default: "-", Doc: doc, UWSGI: "never runs here"})
+	}
+}
+
+// appPhaseHint says what to write instead, in a vassal without an app, for
+// the phases that have a counterpart in PID 1: as-user runs as the tenant,
+// after the privilege drop, before the daemons start (never a phase run as
+// root, such as pre-jail).
+var appPhaseHint = map[string]string{
+	"pre-app":  " (to run it as the tenant before the daemons start, write %s-as-user)",
+	"post-app": " (to run it as the tenant before the daemons start, write %s-as-user)",
+}
+
+// registerAppHooks registers the options of the phases uWSGI's app server
+// runs: uWSGI's (handed to it in a vassal that runs an app, checked as
+// uWSGI 2.0.21 will run them), an error in a vassal without an app.
+func registerAppHooks() {
+	for _, ph := range hooks.AppPhases {
+		for _, fam := range ph.Families {
+			name := fam.Prefix() + "-" + ph.Name
+			phase, fam := ph.Name, fam
+			noApp := name + " " + ph.When + "; this vassal runs no app server"
+			if h, ok := appPhaseHint[ph.Name]; ok && (fam == hooks.FamilyHook || fam == hooks.FamilyExec) {
+				noApp += fmt.Sprintf(h, fam.Prefix())
+			}
+			register(&Option{Name: name, Scope: ScopeVassal, Kind: KindString, List: true, Owner: OwnerApp,
+				Group: "app-hooks", Default: "(none)", NoApp: noApp,
+				Parse: func(v string) (any, error) { return v, hooks.CheckApp(phase, fam, v) },
+				Doc:   "Hook that uWSGI's app server " + strings.TrimPrefix(ph.When, "runs ") + ". See docs/hooks.md.",
+				UWSGI: "Checked when the file is checked (uWSGI finds a bad action when the phase runs)."})
+		}
 	}
 }
 

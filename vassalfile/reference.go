@@ -54,12 +54,17 @@ func MarkdownReference() string {
 	b.WriteString("\n## uWSGI's options\n\n")
 	b.WriteString("Every other option of uWSGI " + uwsgi.Version + " (core and Debian's plugins) is uWSGI's: in a vassal that runs an app it is handed to uWSGI's app server with its uWSGI meaning; in a vassal without an app it is accepted with a warning (it has no effect). These are the ones vassal files set most: ")
 	var app []string
+	var appHooks []string
 	for _, o := range Options() {
-		if o.Owner == OwnerApp {
+		switch {
+		case o.Owner == OwnerApp && o.Group == "app-hooks":
+			appHooks = append(appHooks, "`"+o.Name+"`")
+		case o.Owner == OwnerApp:
 			app = append(app, "`"+o.Name+"`")
 		}
 	}
 	b.WriteString(strings.Join(app, ", ") + ".\n")
+	b.WriteString("\nThe hook phases uWSGI's app server runs are uWSGI's too, checked as uWSGI " + uwsgi.Version + " runs them, and an error in a vassal without an app (see docs/hooks.md): " + strings.Join(appHooks, ", ") + ".\n")
 	var ign []string
 	for _, o := range Options() {
 		if o.Kind == KindIgnored {
