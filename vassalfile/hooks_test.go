@@ -92,13 +92,13 @@ func TestAppHookPhases(t *testing.T) {
 
 	// What uWSGI would fail on is a check error, with an app.
 	for line, want := range map[string]string{
-		"hook-pre-app = symlink:/a /b":                "exec:ln -s",
-		"hook-post-app = sethostname:x":               "hostname, not sethostname",
+		"hook-pre-app = symlink:/a /b":                 "exec:ln -s",
+		"hook-post-app = sethostname:x":                "hostname, not sethostname",
 		"hook-accepting = mount:none /a /b bind,slave": `"slave" is not a mount flag of uWSGI 2.0.21`,
-		"hook-post-fork = chown:/x 33 33":             "write chown2",
-		"hook-pre-app = ffi:x":                        "libffi plugin",
-		"hook-touch = /only-a-file":                   "FILE ACTION:ARGS",
-		"call-post-app = two words":                   "C function",
+		"hook-post-fork = chown:/x 33 33":              "write chown2",
+		"hook-pre-app = ffi:x":                         "libffi plugin",
+		"hook-touch = /only-a-file":                    "FILE ACTION:ARGS",
+		"call-post-app = two words":                    "C function",
 	} {
 		_, err := parse(t, app+line+"\n", ParseOptions{})
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "app001.ini:4:") {
