@@ -59,6 +59,11 @@ func TestUnreferencedUnknownKey(t *testing.T) {
 	if len(d) != 1 || d[0].Line != 3 || !strings.Contains(d[0].Message, `did you mean "chdir"`) {
 		t.Fatalf("%v", err)
 	}
+	_, err = parse(t, "[uwsgi]\nproject = shop\nchdir = /srv\n", ParseOptions{})
+	d = diags(t, err)
+	if len(d) != 1 || d[0].Line != 2 || d[0].Message != `unknown option "project" (nor a placeholder: no %(project) in the file refers to it)` {
+		t.Fatalf("%v", err)
+	}
 }
 
 // uWSGI's %(name) is the first value set for name, and it may be set

@@ -58,7 +58,7 @@ func TestErrorsBoundedLoop(t *testing.T) {
 	f, err := parse(t, src, ParseOptions{})
 	e := diags(t, err)
 	if len(e) != 1 || e[0].Line != 3 || e[0].Count != 5000 ||
-		!strings.HasSuffix(e[0].String(), `unknown option "nosuchoption" (x5000, once per item of the for-times at line 2)`) {
+		!strings.HasSuffix(e[0].String(), `unknown option "nosuchoption" (nor a placeholder: no %(nosuchoption) in the file refers to it) (x5000, once per item of the for-times at line 2)`) {
 		t.Fatalf("got %d diags: %v", len(e), e)
 	}
 	if len(f.Warnings) != 1 || !strings.HasSuffix(f.Warnings[0].String(), "(x5000, once per item of the for-times at line 2)") {

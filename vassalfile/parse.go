@@ -607,7 +607,18 @@ func (p *parser) checkName(l rawLine) {
 		}
 		return
 	}
-	p.errorf(l.line, "%s", p.unknownOption(k))
+	p.errorf(l.line, "%s", p.unknownKey(k))
+}
+
+// unknownKey is the error for a key that is neither an option nor a
+// placeholder. Without a spelling suggestion it says why it is not taken
+// for a placeholder either.
+func (p *parser) unknownKey(k string) string {
+	m := p.unknownOption(k)
+	if m == "unknown option" || strings.Contains(m, "did you mean") || len(k) > 64 {
+		return m
+	}
+	return m + " (nor a placeholder: no %(" + k + ") in the file refers to it)"
 }
 
 func scopeName(s Scope) string {
@@ -962,7 +973,7 @@ func (p *parser) applyValue(l rawLine, k, v string) {
 		opt, ok = catalogOption(k)
 	}
 	if !ok {
-		p.errorf(l.line, "%s", p.unknownOption(k))
+		p.errorf(l.line, "%s", p.unknownKey(k))
 		return
 	}
 	if opt.Scope&p.o.Scope == 0 {
