@@ -39,6 +39,9 @@ func (v *vassal) components() []namedComponent {
 		{"http", &httpService{v: v, socks: socks}},
 		// attach-daemon and smart-attach-daemon (daemons.go).
 		{"daemons", &daemons{v: v, socks: socks, set: daemonSet{policy: v.policy}}},
+		// cron, unique-cron and cron2: jobs run as the tenant in the jail
+		// (cron.go). A reload keeps their runs going.
+		{"cron", newCrontab(v)},
 		// mountpoint-check, last so that it is the first to stop: nothing
 		// checks a mount while the daemons stop or the as-user-atexit hooks
 		// unmount it (mountcheck.go).

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emperor-dev/emperor/cron"
 	"github.com/emperor-dev/emperor/hooks"
 	"github.com/emperor-dev/emperor/reexec"
 )
@@ -60,6 +61,9 @@ type Spec struct {
 	// app. In a vassal with an app, the shared options (http-socket,
 	// static-map, threads...) are in App.Lines, not in the fields above.
 	App *App
+
+	Crons        []cron.Job    // cron, unique-cron and cron2, in file order
+	CronHarakiri time.Duration // 0: no bound
 }
 
 // PhaseHooks returns the hooks of phase in run order: hook-<phase> lines
@@ -115,6 +119,7 @@ func Decode(f *File) (*Spec, error) {
 		CacheMaxFile:    last[int64](&d, "static-cache-max-file"),
 		CacheSize:       last[int64](&d, "static-cache-size"),
 		DisableLogging:  last[bool](&d, "disable-logging"),
+		CronHarakiri:    last[time.Duration](&d, "cron-harakiri"),
 	}
 	// reload-mercy: 0 in the Spec means the emperor's.
 	if _, ok := f.Last("reload-mercy"); ok {
@@ -143,6 +148,11 @@ func Decode(f *File) (*Spec, error) {
 			continue
 		}
 		switch e.Key {
+		case "cron", "unique-cron", "cron2":
+			if j, ok := typed[cron.Job](&d, e); ok {
+				j.Line = e.Line
+				s.Crons = append(s.Crons, j)
+			}
 		case "attach-daemon":
 			s.Daemons = append(s.Daemons, Daemon{Command: e.Value, Line: e.Line})
 		case "smart-attach-daemon":
