@@ -128,9 +128,9 @@ func TestParseCronErrors(t *testing.T) {
 
 func TestParseCron2(t *testing.T) {
 	for v, want := range map[string]Job{
-		"echo hello":        {Option: "cron2", Schedule: Every, Command: "echo hello"},
-		"/usr/bin/backup":   {Option: "cron2", Schedule: Every, Command: "/usr/bin/backup"},
-		"minute=-5 run.sh":  {Option: "cron2", Schedule: Schedule{-5, -1, -1, -1, -1}, Command: "run.sh"},
+		"echo hello":       {Option: "cron2", Schedule: Every, Command: "echo hello"},
+		"/usr/bin/backup":  {Option: "cron2", Schedule: Every, Command: "/usr/bin/backup"},
+		"minute=-5 run.sh": {Option: "cron2", Schedule: Schedule{-5, -1, -1, -1, -1}, Command: "run.sh"},
 		"hour=3,minute=30,unique=1,harakiri=600 /app/backup.sh --all": {Option: "cron2",
 			Schedule: Schedule{30, 3, -1, -1, -1}, Command: "/app/backup.sh --all", Unique: true, Harakiri: 10 * time.Minute},
 		"day=1,month=-3,week=-1 report": {Option: "cron2", Schedule: Schedule{-1, -1, 1, -3, -1}, Command: "report"},
