@@ -108,8 +108,7 @@ func (p *parser) appLoopMark() func(key string, line, items int) {
 // uWSGI's are kept as written. In the emperor's config uWSGI's options
 // have no effect.
 func (p *parser) applyApp(l rawLine, k string, opt *Option, v string) {
-	p.ph[k] = v
-	p.ph[opt.Name] = v
+	p.setPH(opt.Name, v) // (apply has set k: %(name) is the first value, as in uWSGI)
 	if p.o.Scope&ScopeVassal == 0 {
 		p.warnf(l.line, "%s has no effect under this emperor and is ignored", k)
 		return

@@ -728,3 +728,13 @@ func reaperChild() {
 	fmt.Printf("version under a reaper: %s\n", v)
 	os.Exit(0)
 }
+
+// A name set twice keeps its first value for %(name), as in uWSGI; when
+// something refers to it, the second line gets a warning that says so.
+func TestSetAgainWarns(t *testing.T) {
+	f := mustParse(t, "[uwsgi]\nnworkers = 2\nif-not-reload =\nnworkers = 8\nendif =\nenv = W=%(nworkers)\nchdir = /a\nchdir = /b\nset-ph = unused=1\nset-ph = unused=2\n", ParseOptions{})
+	wantEnv(t, f, "W=2")
+	if len(f.Warnings) != 1 || f.Warnings[0].Line != 4 || !strings.Contains(f.Warnings[0].Message, `%(nworkers) is its first value, "2"`) {
+		t.Fatalf("%v", f.Warnings)
+	}
+}

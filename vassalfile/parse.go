@@ -895,6 +895,17 @@ func (p *parser) setPH(name, v string) {
 	}
 }
 
+// setPHAt is setPH for a name the file sets at line: when the name was set
+// before to another value and something refers to it, a warning says that
+// %(name) keeps the first value (a "default, then override" in a block
+// does not work in uWSGI either).
+func (p *parser) setPHAt(line int, name, v string) {
+	if old, ok := p.ph[name]; ok && old != v && p.scan.referenced(name) {
+		p.warnf(line, "%s is set again, but %%(%s) is its first value, %s, as in uWSGI (set it once, e.g. in an if-*/else)", name, name, QuoteValue(old))
+	}
+	p.setPH(name, v)
+}
+
 // lookup is the value of %(name): the first value set so far, or a value
 // set further down the file outside any block (uWSGI expands references
 // once the whole file is read).
@@ -951,12 +962,12 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 			return
 		}
 		if !isOptionName(name) {
-			p.setPH(name, val)
+			p.setPHAt(l.line, name, val)
 			return
 		}
 		l.key, k, v = name, name, val
 	}
-	p.setPH(k, v)
+	p.setPHAt(l.line, k, v)
 	p.notePlugins(k, v)
 	if !isOptionName(k) && p.scan.referenced(k) {
 		// A placeholder: %(k) refers to it somewhere in the file. Its
@@ -998,7 +1009,7 @@ func (p *parser) applyValue(l rawLine, k, v string) {
 			p.errorf(l.line, "%s: %s is an option, not a placeholder name (write %s = VALUE, or set = %s=VALUE)", k, QuoteValue(name), name, name)
 			return
 		}
-		p.setPH(name, strings.TrimSpace(val))
+		p.setPHAt(l.line, name, strings.TrimSpace(val))
 		return
 	}
 	p.setPH(opt.Name, v)
