@@ -135,7 +135,7 @@ func (p *parser) applyApp(l rawLine, k string, opt *Option, v string) {
 		if opt.NoApp != "" {
 			p.app.noApp.errs.add(l.line, opt.NoApp)
 		} else {
-			p.app.noApp.warns.add(l.line, fmt.Sprintf("%s has no effect: this vassal runs no app server", k))
+			p.app.noApp.warns.add(l.line, fmt.Sprintf("%s has no effect: this vassal runs no app server%s", k, noAppHint(k, v)))
 		}
 	}
 	p.file.Entries = append(p.file.Entries, e)

@@ -125,3 +125,92 @@ var optionNames = sync.OnceValue(func() []string {
 	sort.Strings(out)
 	return out
 })
+
+// noAppHint is what to write instead of uWSGI's option k (value v) in a
+// vassal that runs no app server, appended to its "has no effect" warning;
+// "" when nothing of ours does what it does. (The hooks of app phases are
+// errors there, with their own hint: options_hooks.go.)
+func noAppHint(k, v string) string {
+	if k == "attach-daemon2" {
+		return daemon2Hint(v)
+	}
+	return ""
+}
+
+// daemon2Hint translates an attach-daemon2 value (uWSGI's key=value form,
+// core/daemons.c) into the line that does the same here.
+func daemon2Hint(v string) string {
+	kv := map[string]string{}
+	var other []string
+	for _, part := range strings.Split(v, ",") {
+		key, val, _ := strings.Cut(part, "=")
+		key = strings.TrimSpace(key)
+		switch key {
+		case "command", "cmd", "exec":
+			kv["cmd"] = strings.TrimSpace(val)
+		case "pidfile":
+			kv["pidfile"] = strings.TrimSpace(val)
+		case "daemonize", "daemon":
+			kv["daemonize"] = strings.TrimSpace(val)
+		case "":
+		default:
+			other = append(other, key)
+		}
+	}
+	const what = "; attach-daemon2 takes uWSGI's key=value form and is run by uWSGI's master: without an app server, "
+	cmd := kv["cmd"]
+	if cmd == "" {
+		return what + "write attach-daemon = COMMAND (a daemon that stays in the foreground) or smart-attach-daemon = PIDFILE COMMAND (one that forks and writes PIDFILE)"
+	}
+	line := "attach-daemon = " + cmd
+	if pid := kv["pidfile"]; pid != "" {
+		if b, err := ParseBool(kv["daemonize"]); kv["daemonize"] == "" || err != nil || !b {
+			// The command daemonizes itself and writes the pidfile.
+			line = "smart-attach-daemon = " + pid + " " + cmd
+		}
+	}
+	h := what + "write " + line
+	if len(other) > 0 {
+		h += fmt.Sprintf(" (its %s %s no equivalent here)", strings.Join(other, ", "), map[bool]string{true: "has", false: "have"}[len(other) == 1])
+	}
+	return h
+}
+
+// servesWithoutApp says whether uWSGI's app server answers requests on a
+// line of option k without a loaded app: static files, internal routing,
+// or a plugin the file loads by name.
+func servesWithoutApp(k string) bool {
+	return strings.HasPrefix(k, "static-") || k == "check-static" || strings.Contains(k, "route") ||
+		k == "plugin" || k == "plugins"
+}
+
+// appHints adds the warnings that need the whole file: a uwsgi-protocol
+// socket when nothing in the file gives uWSGI's app server anything to
+// serve (people write socket where they mean http-socket).
+func (p *parser) appHints() {
+	if p.o.Scope&ScopeVassal == 0 || !AsksForApp(p.file.Entries) {
+		return
+	}
+	var sock, httpSock *Entry
+	for i, e := range p.file.Entries {
+		k := e.name()
+		if _, loader := uwsgi.LoaderOf(k); loader || servesWithoutApp(k) {
+			return
+		}
+		switch {
+		case (k == "socket" || k == "uwsgi-socket") && sock == nil:
+			sock = &p.file.Entries[i]
+		case k == "http-socket" && httpSock == nil:
+			httpSock = &p.file.Entries[i]
+		}
+	}
+	if sock == nil {
+		return
+	}
+	fix := fmt.Sprintf("to serve files over HTTP, write http-socket = %s with static-map", sock.Value)
+	if httpSock != nil {
+		fix = fmt.Sprintf("http-socket (line %d) serves files over HTTP without it: remove this line", httpSock.Line)
+	}
+	p.warnf(sock.Line, "%s speaks the uwsgi protocol (nginx's uwsgi_pass), served only by uWSGI's app server, and this file gives it nothing to serve (no loader, static-map or route): %s, or add the app's loader (module, wsgi-file, psgi...)",
+		sock.name(), fix)
+}

@@ -114,3 +114,80 @@ func TestPhaseClass(t *testing.T) {
 		}
 	}
 }
+
+// TestNoAppHints: an option of uWSGI's in a vassal without an app says
+// what to write instead, when something of ours does it.
+func TestNoAppHints(t *testing.T) {
+	for _, c := range []struct{ key, value, want string }{
+		{"attach-daemon2", "cmd=memcached -p 11211", "write attach-daemon = memcached -p 11211"},
+		{"attach-daemon2", "cmd=redis-server /etc/r.conf,pidfile=/run/r.pid", "write smart-attach-daemon = /run/r.pid redis-server /etc/r.conf"},
+		{"attach-daemon2", "exec=worker,pidfile=/run/w.pid,daemonize=1", "write attach-daemon = worker"},
+		{"attach-daemon2", "cmd=worker,touch=/tmp/t,stopsignal=15", "write attach-daemon = worker (its touch, stopsignal have no equivalent here)"},
+		{"attach-daemon2", "pidfile=/run/x.pid", "write attach-daemon = COMMAND"},
+		{"hook-as-root", "exec:x", ""},
+		{"master", "true", ""},
+		{"chmod-socket", "660", ""},
+	} {
+		got := noAppHint(c.key, c.value)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s = %s: %q, want %q", c.key, c.value, got, c.want)
+		}
+		for _, wrong := range []string{"pre-jail", "as-root", "post-jail", "in-jail"} {
+			if strings.Contains(got, wrong) {
+				t.Errorf("%s: the hint names a root phase: %q", c.key, got)
+			}
+		}
+	}
+	// The hooks of app phases are errors without an app; their hint
+	// never names a root phase.
+	for _, k := range []string{"hook-pre-app", "exec-pre-app", "hook-post-app", "hook-accepting1-once", "hook-master-start"} {
+		_, err := parse(t, "[uwsgi]\n"+k+" = exec:./manage.py migrate\n", ParseOptions{})
+		e := diags(t, err)
+		for _, wrong := range []string{"pre-jail", "as-root", "post-jail", "in-jail", "asap"} {
+			if strings.Contains(e[0].Message, wrong) {
+				t.Errorf("%s: the hint names a root phase: %s", k, e[0])
+			}
+		}
+	}
+}
+
+// TestSocketHint: a uwsgi-protocol socket that the file gives uWSGI's app
+// server nothing to serve through says that http-socket serves files.
+func TestSocketHint(t *testing.T) {
+	for src, want := range map[string]string{
+		"socket = :3031\nattach-daemon = x\n":                           "write http-socket = :3031 with static-map",
+		"uwsgi-socket = /run/a.sock\n":                                  "write http-socket = /run/a.sock with static-map",
+		"socket = :3031\nhttp-socket = :8080\nattach-daemon = x\n":      "http-socket (line 3) serves files over HTTP without it: remove this line",
+		"socket = :3031\nmodule = app\n":                                "",
+		"socket = :3031\nstatic-map = /=/srv\n":                         "",
+		"socket = :3031\nroute = ^/ redirect:https://example.com/\n":    "",
+		"socket = :3031\nplugin = ping\n":                               "",
+		"http-socket = :3031\nstatic-map = /=/srv\nattach-daemon = x\n": "",
+	} {
+		f, err := parse(t, "[uwsgi]\n"+src, ParseOptions{})
+		if err != nil {
+			t.Fatalf("%q: %v", src, err)
+		}
+		got := ""
+		for _, w := range f.Warnings {
+			if strings.Contains(w.Message, "uwsgi protocol") {
+				got = w.String()
+			}
+		}
+		if (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("%q: %q, want %q", src, got, want)
+		}
+	}
+}
+
+// TestAppGlusterNoCascade: a glusterfs-mount in a vassal that runs an app
+// is one error, not also "add http-socket" (http-socket is uWSGI's there).
+func TestAppGlusterNoCascade(t *testing.T) {
+	f, err := parse(t, "[uwsgi]\nmodule = app\nhttp-socket = :8080\nglusterfs-mount = mountpoint=/,volume=v,server=127.0.0.1:24007\n", ParseOptions{})
+	if e := diags(t, err); len(e) != 1 || e[0].Line != 4 {
+		t.Fatalf("parse: %v", err)
+	}
+	if _, err := Decode(f); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+}

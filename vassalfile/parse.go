@@ -260,6 +260,7 @@ func Parse(path string, src []byte, o ParseOptions) (*File, error) {
 	p.scan = prescan(lines)
 	p.run(lines)
 	p.finishApp()
+	p.appHints()
 	sort.SliceStable(p.errs.list, func(i, j int) bool { return p.errs.list[i].Line < p.errs.list[j].Line })
 	p.file.Warnings = p.warns.done()
 	if errs := p.errs.done(); len(errs) > 0 {

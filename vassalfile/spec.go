@@ -174,7 +174,9 @@ func Decode(f *File) (*Spec, error) {
 			}
 		}
 	}
-	if (len(s.GlusterMounts) > 0 || len(s.StaticMaps) > 0) && len(s.HTTPSockets) == 0 && !f.Rejected("http-socket") {
+	// With an app, http-socket is uWSGI's and a glusterfs-mount is an
+	// error of its own (Parse): no "add http-socket" then.
+	if s.App == nil && (len(s.GlusterMounts) > 0 || len(s.StaticMaps) > 0) && len(s.HTTPSockets) == 0 && !f.Rejected("http-socket") {
 		e, ok := f.Last("glusterfs-mount")
 		if !ok {
 			e, _ = f.Last("static-map")
