@@ -59,7 +59,7 @@ var corpusNoApp = map[string]bool{
 	"conditions-fs.ini": true, "daemons-noapp.ini": true, "glusterfs-noapp.ini": true,
 	"hooks-actions.ini": true, "hooks-wait.ini": true, "logto2-daemonize.ini": true,
 	"loops.ini": true, "magic-variables.ini": true, "placeholder-math.ini": true,
-	"static-noapp.ini": true, "logging-full.ini": true,
+	"static-noapp.ini": true, "logging-full.ini": true, "cron-jobs.ini": true,
 }
 
 // TestCorpusPassesCheck: every vassal file of the corpus passes `emperor
@@ -140,6 +140,9 @@ var corpusConstructs = map[string]string{
 	"stats":                `(?m)^stats =`,
 	"touch-reload":         `(?m)^touch-reload =`,
 	"cron":                 `(?m)^cron =`,
+	"cron -N field":        `(?m)^cron = -[0-9]+ `,
+	"cron2":                `(?m)^cron2 = [a-z]+=`,
+	"unique-cron":          `(?m)^unique-cron =`,
 }
 
 func init() {
