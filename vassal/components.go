@@ -12,6 +12,8 @@ import "github.com/emperor-dev/emperor/hooks"
 // log files, a cgroup, tenant volumes) take their place in this list.
 func (v *vassal) components() []namedComponent {
 	socks := &sockets{v: v}
+	dm := &daemons{v: v, socks: socks, set: daemonSet{policy: v.policy}}
+	ct := newCrontab(v)
 	return []namedComponent{
 		// logto, opened as root before anything logs (logto.go).
 		{"logto", &logTo{v: v}},
@@ -22,9 +24,6 @@ func (v *vassal) components() []namedComponent {
 		{"hooks asap, pre-jail, in-jail, post-jail", &setupHooks{v: v, phases: []hooks.Phase{hooks.Asap, hooks.PreJail, hooks.InJail, hooks.PostJail}}},
 		// chroot or pivot_root (jail.go).
 		{"jail", &jail{v: v}},
-		// wait-for-interface, -fs, -file, -dir, -mountpoint, in the new
-		// root, before as-root as in uWSGI (hooks.go).
-		{"wait-for", &waits{v: v}},
 		// hook-as-root, in the new root (hooks.go).
 		{"hooks as-root", &setupHooks{v: v, phases: []hooks.Phase{hooks.AsRoot}}},
 		// shared-socket and http-socket, bound as root so :80 works (sockets.go).
@@ -36,18 +35,17 @@ func (v *vassal) components() []namedComponent {
 		// hook-as-user on start and reload, hook-as-user-atexit on stop and
 		// before a reload (hooks.go).
 		{"hooks as-user", &userHooks{v: v}},
-		// wait-for-socket of a vassal without an app, after as-user
-		// (hooks.go).
-		{"wait-for-socket", &waits{v: v, sockets: true}},
 		// chdir (workdir.go).
 		{"chdir", &workdir{v: v}},
 		// the file server of http-socket (serve.go).
 		{"http", &httpService{v: v, socks: socks}},
 		// attach-daemon and smart-attach-daemon (daemons.go).
-		{"daemons", &daemons{v: v, socks: socks, set: daemonSet{policy: v.policy}}},
+		{"daemons", dm},
 		// cron, unique-cron and cron2: jobs run as the tenant in the jail
 		// (cron.go). A reload keeps their runs going.
-		{"cron", newCrontab(v)},
+		{"cron", ct},
+		// stats: the vassal's status as JSON, without an app (stats.go).
+		{"stats", newStatsServer(v, dm, ct)},
 		// mountpoint-check, last so that it is the first to stop: nothing
 		// checks a mount while the daemons stop or the as-user-atexit hooks
 		// unmount it (mountcheck.go).

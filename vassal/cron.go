@@ -2,6 +2,7 @@ package vassal
 
 import (
 	"log/slog"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -71,6 +72,7 @@ type cronJob struct {
 	spec    cron.Job
 	log     *slog.Logger
 	last    time.Time // the minute of its last start; zero: never
+	lastAt  time.Time // its last start
 	running int
 	started int    // runs started, for stats
 	lastRan string // how the last run that ended went, for stats
@@ -193,7 +195,7 @@ func (t *crontab) due(j *cronJob, minute time.Time, report bool) {
 		}
 		return
 	}
-	j.last = minute
+	j.last, j.lastAt = minute, t.clock.Now()
 	j.started++
 	pid, exit, err := t.start(j.spec.Command, j.log)
 	if err != nil {
@@ -317,3 +319,68 @@ func (t *crontab) Apply(old, new *config) error {
 }
 
 func (t *crontab) Stop() { t.end() }
+
+// cronStats is one job in the stats document. Its first fields are those
+// of uWSGI's "crons" entries (pid -1 and started_at 0 when no run goes on;
+// legion always ""); the others are ours.
+type cronStats struct {
+	Minute    int    `json:"minute"`
+	Hour      int    `json:"hour"`
+	Day       int    `json:"day"`
+	Month     int    `json:"month"`
+	Week      int    `json:"week"`
+	Command   string `json:"command"`
+	Unique    int    `json:"unique"`
+	Legion    string `json:"legion"`
+	PID       int    `json:"pid"`
+	StartedAt int64  `json:"started_at"`
+
+	Option     string  `json:"option"`
+	Line       int     `json:"line"`
+	Harakiri   float64 `json:"harakiri"` // seconds; 0: no bound
+	Running    []int   `json:"running"`
+	Runs       int     `json:"runs"`
+	LastStart  int64   `json:"last_start"`
+	LastResult string  `json:"last_result"`
+}
+
+// stats describes the configured jobs and their runs.
+func (t *crontab) stats() []cronStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]cronStats, 0, len(t.jobs))
+	for _, j := range t.jobs {
+		s := j.spec.Schedule
+		c := cronStats{Minute: s.Minute, Hour: s.Hour, Day: s.Day, Month: s.Month, Week: s.Week,
+			Command: j.spec.Command, PID: -1, Option: j.spec.Option, Line: j.spec.Line,
+			Running: []int{}, Runs: j.started, LastResult: j.lastRan}
+		if j.spec.Unique {
+			c.Unique = 1
+		}
+		switch {
+		case j.spec.NoHarakiri:
+		case j.spec.Harakiri > 0:
+			c.Harakiri = j.spec.Harakiri.Seconds()
+		default:
+			c.Harakiri = t.harakiri.Seconds()
+		}
+		if !j.lastAt.IsZero() {
+			c.LastStart = j.lastAt.Unix()
+		}
+		var latest *cronRun
+		for r := range t.runs {
+			if r.job == j {
+				c.Running = append(c.Running, r.pid)
+				if latest == nil || r.started.After(latest.started) {
+					latest = r
+				}
+			}
+		}
+		sort.Ints(c.Running)
+		if latest != nil {
+			c.PID, c.StartedAt = latest.pid, latest.started.Unix()
+		}
+		out = append(out, c)
+	}
+	return out
+}

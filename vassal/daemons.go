@@ -141,6 +141,7 @@ type daemon struct {
 	stop   chan time.Duration // mercy
 	done   chan struct{}
 	wake   chan struct{} // a child was reaped: smart daemons re-check at once
+	state  daemonState   // for the stats server (stats.go)
 }
 
 func newDaemon(spec vassalfile.Daemon, p *proc, policy restart.Policy) *daemon {
@@ -196,8 +197,13 @@ func (d *daemon) run() {
 			d.log.Error("daemon did not start", "err", err)
 		} else {
 			d.log.Info("daemon started", "pid", pid)
-			if mercy, stopped := d.wait(pid, exit, started, &tr); stopped {
+			d.state.running(pid, started)
+			mercy, stopped := d.wait(pid, exit, started, &tr)
+			if stopped {
 				terminate(pid, exit, mercy, d.log)
+			}
+			d.state.running(0, started)
+			if stopped {
 				return
 			}
 		}
@@ -283,8 +289,13 @@ func (d *daemon) runSmart() {
 			now := time.Now()
 			tr.Started(now)
 			tr.Ready(now)
-			if mercy, stopped := d.watchSmart(pid); stopped {
+			d.state.running(pid, now)
+			mercy, stopped := d.watchSmart(pid)
+			if stopped {
 				terminateForeign(pid, mercy, d.log)
+			}
+			d.state.running(0, now)
+			if stopped {
 				return
 			}
 			d.log.Warn("smart daemon is gone", "pid", pid, "pidfile", d.spec.Pidfile)
@@ -488,4 +499,30 @@ func hasSmart(specs []vassalfile.Daemon, sp vassalfile.Daemon) bool {
 		}
 	}
 	return false
+}
+
+// daemonState is what the stats server shows of a daemon: its pid while it
+// runs, when it last started, how many times it started.
+type daemonState struct {
+	mu     sync.Mutex
+	pid    int
+	since  time.Time
+	starts int
+}
+
+// running records pid as the daemon's process since when (a new start), or
+// that it ended (pid 0).
+func (s *daemonState) running(pid int, since time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pid != 0 && s.pid == 0 {
+		s.starts++
+	}
+	s.pid, s.since = pid, since
+}
+
+func (s *daemonState) get() (pid int, since time.Time, starts int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pid, s.since, s.starts
 }

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emperor-dev/emperor/uwsgi"
 )
@@ -268,5 +269,66 @@ func TestOwners(t *testing.T) {
 		if got := ownerOf(name); got != want {
 			t.Errorf("owner of %s: %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestProcessModelWithoutAppSaysWhatToDo: uWSGI's process-model options
+// are handed to uWSGI in a vassal that runs an app; without one each is
+// accepted with a warning that says what to do.
+func TestProcessModelWithoutAppSaysWhatToDo(t *testing.T) {
+	opts := "master = true\nprocesses = 4\nworkers = 2\ncheaper = 1\ncheaper-algo = spare\nlisten = 1024\noffload-threads = 2\nharakiri = 30\nmax-requests = 1000\nbuffer-size = 32768\n"
+	f, s := decodeSrc(t, "[uwsgi]\nattach-daemon = sleep 1000\n"+opts, ParseOptions{})
+	if s.App != nil {
+		t.Fatalf("app %+v", s.App)
+	}
+	if len(f.Warnings) != 10 {
+		t.Fatalf("%d warnings: %v", len(f.Warnings), f.Warnings)
+	}
+	for i, w := range f.Warnings {
+		key, _, _ := strings.Cut(strings.Split(opts, "\n")[i], " =")
+		if w.Line != i+3 || w.Message != key+" has no effect: this vassal runs no app server; it configures uWSGI's app server, which runs only for a file with a loader (module, wsgi-file, psgi...), a uwsgi socket or the http router: remove the line, or add your app's loader" {
+			t.Errorf("warning %d: %v", i, w)
+		}
+		if strings.Contains(w.String(), "…") {
+			t.Errorf("warning %d is clipped: %v", i, w)
+		}
+	}
+	f, s = decodeSrc(t, "[uwsgi]\nmodule = app:application\n"+opts, ParseOptions{})
+	if len(f.Warnings) != 0 || s.App == nil {
+		t.Fatalf("with an app: warnings %v, app %+v", f.Warnings, s.App)
+	}
+	var keys []string
+	for _, l := range s.App.Lines {
+		if l.Line > 2 {
+			keys = append(keys, l.Key+"="+l.Value)
+		}
+	}
+	if got := strings.Join(keys, " "); got != "master=true processes=4 workers=2 cheaper=1 cheaper-algo=spare listen=1024 offload-threads=2 harakiri=30 max-requests=1000 buffer-size=32768" {
+		t.Fatalf("uWSGI gets %s", got)
+	}
+}
+
+// TestStatsIsSharedAndCronOurs: stats and its framing options are ours
+// without an app and uWSGI's with one; cron lines are ours in both.
+func TestStatsIsSharedAndCronOurs(t *testing.T) {
+	body := "stats = 127.0.0.1:9191\nstats-http = true\nstats-min = true\ncron = -1 -1 -1 -1 -1 true\ncron-harakiri = 60\n"
+	_, s := decodeSrc(t, "[uwsgi]\n"+body, ParseOptions{})
+	if s.App != nil || s.Stats != "127.0.0.1:9191" || !s.StatsHTTP || !s.StatsMinified || len(s.Crons) != 1 {
+		t.Fatalf("without an app: %+v", s)
+	}
+	_, s = decodeSrc(t, "[uwsgi]\npsgi = /app/app.pl\n"+body, ParseOptions{})
+	if s.App == nil || s.Stats != "" || s.StatsHTTP || len(s.Crons) != 1 || s.CronHarakiri != time.Minute {
+		t.Fatalf("with an app: %+v", s)
+	}
+	var keys []string
+	for _, l := range s.App.Lines {
+		keys = append(keys, l.Key+"="+l.Value)
+	}
+	if got := strings.Join(keys, " "); got != "plugin=psgi psgi=/app/app.pl stats=127.0.0.1:9191 stats-http=true stats-min=true" {
+		t.Fatalf("uWSGI gets %s", got)
+	}
+	_, err := parse(t, "[uwsgi]\nstats = 127.0.0.1:99999\n", ParseOptions{})
+	if err == nil || !strings.Contains(err.Error(), `app001.ini:2: stats: "127.0.0.1:99999": bad port "99999"`) {
+		t.Fatalf("bad stats address: %v", err)
 	}
 }

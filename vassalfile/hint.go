@@ -134,7 +134,26 @@ func noAppHint(k, v string) string {
 	if k == "attach-daemon2" {
 		return daemon2Hint(v)
 	}
+	if processModel(k) {
+		return "; it configures uWSGI's app server, which runs only for a file with a loader (module, wsgi-file, psgi...), a uwsgi socket or the http router: remove the line, or add your app's loader"
+	}
 	return ""
+}
+
+// processModel says whether k is one of uWSGI's process-model options:
+// the master, the workers and how they are spawned, recycled and fed.
+func processModel(k string) bool {
+	switch k {
+	case "master", "processes", "workers", "cheaper", "listen", "offload-threads", "harakiri",
+		"harakiri-verbose", "max-requests", "max-requests-delta", "buffer-size", "post-buffering",
+		"thunder-lock", "lazy-apps", "lazy", "enable-threads", "single-interpreter", "vacuum",
+		"die-on-term", "reload-on-rss", "reload-on-as", "evil-reload-on-rss", "evil-reload-on-as",
+		"max-worker-lifetime", "worker-reload-mercy", "socket-timeout", "async", "ugreen",
+		"cpu-affinity", "memory-report", "no-orphans", "need-app", "strict", "auto-procname",
+		"procname", "procname-prefix", "procname-prefix-spaced", "procname-master":
+		return true
+	}
+	return strings.HasPrefix(k, "cheaper-")
 }
 
 // daemon2Hint translates an attach-daemon2 value (uWSGI's key=value form,

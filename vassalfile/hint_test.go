@@ -125,7 +125,8 @@ func TestNoAppHints(t *testing.T) {
 		{"attach-daemon2", "cmd=worker,touch=/tmp/t,stopsignal=15", "write attach-daemon = worker (its touch, stopsignal have no equivalent here)"},
 		{"attach-daemon2", "pidfile=/run/x.pid", "write attach-daemon = COMMAND"},
 		{"hook-as-root", "exec:x", ""},
-		{"master", "true", ""},
+		{"master", "true", "remove the line, or add your app's loader"},
+		{"cheaper-algo", "spare", "it configures uWSGI's app server"},
 		{"chmod-socket", "660", ""},
 	} {
 		got := noAppHint(c.key, c.value)

@@ -34,8 +34,6 @@ type Spec struct {
 	Unshare       reexec.Namespaces
 
 	Hooks         []hooks.Hook // in file order; see PhaseHooks
-	Waits         []hooks.Hook // wait-for-interface, -fs, -file, -dir, -mountpoint: before as-root
-	WaitSockets   []hooks.Hook // wait-for-socket (no app): after as-user
 	Chroot        string
 	PivotNew      string
 	PivotOld      string
@@ -66,6 +64,12 @@ type Spec struct {
 
 	Crons        []cron.Job    // cron, unique-cron and cron2, in file order
 	CronHarakiri time.Duration // 0: no bound
+
+	// Stats is our stats server's address ("": none); set only in a
+	// vassal without an app (with one, uWSGI's app server has the line).
+	Stats         string
+	StatsHTTP     bool
+	StatsMinified bool
 }
 
 // PhaseHooks returns the hooks of phase in run order: hook-<phase> lines
@@ -122,13 +126,15 @@ func Decode(f *File) (*Spec, error) {
 		CacheSize:       last[int64](&d, "static-cache-size"),
 		DisableLogging:  last[bool](&d, "disable-logging"),
 		CronHarakiri:    last[time.Duration](&d, "cron-harakiri"),
+		Stats:           last[string](&d, "stats"),
+		StatsHTTP:       last[bool](&d, "stats-http"),
+		StatsMinified:   last[bool](&d, "stats-minified"),
 	}
 	// reload-mercy: 0 in the Spec means the emperor's.
 	if _, ok := f.Last("reload-mercy"); ok {
 		s.ReloadMercy = last[time.Duration](&d, "reload-mercy")
 	}
 	decodeLog(&d, s)
-	decodeWaits(&d, s)
 	pr := last[PivotRoot](&d, "pivot_root")
 	s.PivotNew, s.PivotOld = pr.New, pr.Old
 	if len(s.StaticIndex) == 0 {

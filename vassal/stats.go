@@ -1,0 +1,291 @@
+package vassal
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Limits of the stats server: how long one connection may take (uWSGI's
+// socket-timeout default), how many are served at once (more are closed at
+// once), and how much of a stats-http request is read.
+const (
+	statsConnTimeout = 4 * time.Second
+	statsMaxConns    = 16
+	statsMaxRequest  = 8 << 10
+)
+
+// statsServer is the stats component of a vassal without an app (with one,
+// the stats lines go to uWSGI): on `stats = ADDR` it answers every
+// connection with one JSON document of the vassal's status, then closes it,
+// as uWSGI's stats server does; stats-http frames it as an HTTP response.
+// It listens after the privilege drop and the chdir, as the tenant.
+type statsServer struct {
+	v       *vassal
+	daemons *daemons
+	cron    *crontab
+	started time.Time
+
+	mu       sync.Mutex
+	cur      *config
+	loadedAt time.Time
+	ln       net.Listener
+	addr     string
+	unixPath string // the socket file to remove at close
+	sem      chan struct{}
+}
+
+func newStatsServer(v *vassal, d *daemons, c *crontab) *statsServer {
+	return &statsServer{v: v, daemons: d, cron: c, sem: make(chan struct{}, statsMaxConns)}
+}
+
+// StatsError is a stats address that could not be listened on.
+type StatsError struct {
+	Addr string
+	Err  error
+}
+
+func (e *StatsError) Error() string { return fmt.Sprintf("stats %s: %v", e.Addr, e.Err) }
+func (e *StatsError) Unwrap() error { return e.Err }
+
+// listenStats listens on a stats address as uWSGI reads it: with a colon,
+// TCP; else a unix socket path, @NAME being abstract. A socket file left at
+// the path (by a vassal that died) is replaced, as uWSGI's bind_to_unix
+// does; anything else at the path is an error.
+func listenStats(addr string) (net.Listener, string, error) {
+	if strings.Contains(addr, ":") {
+		ln, err := net.Listen("tcp", addr)
+		return ln, "", err
+	}
+	if strings.HasPrefix(addr, "@") {
+		ln, err := net.Listen("unix", addr)
+		return ln, "", err
+	}
+	path, err := filepath.Abs(addr)
+	if err != nil {
+		return nil, "", err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, "", fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, "", err
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, "", err
+	}
+	// The file goes at close, not by the net package: a listener that a
+	// reload replaced must not remove a socket file bound again since.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	return ln, path, nil
+}
+
+func (s *statsServer) Start(c *config) error {
+	s.started = time.Now()
+	return s.Apply(c, c)
+}
+
+// Apply listens on new's address when it differs from the running one,
+// before it closes the old listener, so a failure leaves the old one. The
+// framing options apply from the next connection.
+func (s *statsServer) Apply(old, new *config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr := new.spec.Stats
+	if abs, err := filepath.Abs(addr); err == nil && s.unixPath != "" && abs == s.unixPath {
+		addr = s.addr // the same socket file, written another way
+	}
+	if addr != s.addr {
+		var ln net.Listener
+		var path string
+		if addr != "" {
+			var err error
+			if ln, path, err = listenStats(addr); err != nil {
+				return &StatsError{Addr: addr, Err: err}
+			}
+		}
+		s.closeLocked()
+		s.ln, s.addr, s.unixPath = ln, addr, path
+		if ln != nil {
+			s.v.log.Info("stats server listening", "addr", ln.Addr().String())
+			go s.serve(ln)
+		}
+	}
+	s.cur, s.loadedAt = new, time.Now()
+	return nil
+}
+
+func (s *statsServer) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeLocked()
+	s.addr = ""
+}
+
+func (s *statsServer) closeLocked() {
+	if s.ln == nil {
+		return
+	}
+	s.ln.Close()
+	if s.unixPath != "" {
+		_ = os.Remove(s.unixPath)
+	}
+	s.ln, s.unixPath = nil, ""
+}
+
+func (s *statsServer) serve(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					continue
+				}
+				s.v.log.Error("stats server stopped", "err", err)
+			}
+			return
+		}
+		select {
+		case s.sem <- struct{}{}:
+			go func() {
+				defer func() { <-s.sem }()
+				s.answer(conn)
+			}()
+		default:
+			conn.Close() // statsMaxConns are being served
+		}
+	}
+}
+
+// answer writes one stats document on conn and closes it.
+func (s *statsServer) answer(conn net.Conn) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(statsConnTimeout))
+	s.mu.Lock()
+	c := s.cur
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	body, err := s.document(c)
+	if err != nil {
+		s.v.log.Error("stats document", "err", err)
+		return
+	}
+	if c.spec.StatsHTTP {
+		if !readRequest(conn) {
+			return
+		}
+		head := "HTTP/1.0 200 OK\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\nContent-Type: application/json\r\n" +
+			fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body))
+		body = append([]byte(head), body...)
+	}
+	_, _ = conn.Write(body)
+}
+
+// readRequest reads an HTTP request's head, up to its blank line, so the
+// answer does not race a request still arriving (a close with unread
+// bytes resets the connection). A client that sends nothing gets nothing,
+// as from uWSGI.
+func readRequest(r io.Reader) bool {
+	var head []byte
+	buf := make([]byte, 2048)
+	for len(head) < statsMaxRequest {
+		n, err := r.Read(buf)
+		head = append(head, buf[:n]...)
+		if bytes.Contains(head, []byte("\r\n\r\n")) || bytes.Contains(head, []byte("\n\n")) {
+			return true
+		}
+		if err != nil {
+			return len(head) > 0
+		}
+	}
+	return true
+}
+
+// vassalStats is the stats document of a vassal without an app
+// (docs/stats.md describes each field).
+type vassalStats struct {
+	Vassal           string        `json:"vassal"`
+	File             string        `json:"file"`
+	PID              int           `json:"pid"`
+	UID              int           `json:"uid"`
+	GID              int           `json:"gid"`
+	CWD              string        `json:"cwd"`
+	Namespaces       string        `json:"namespaces"`
+	StartedAt        int64         `json:"started_at"`
+	LoadedAt         int64         `json:"loaded_at"`
+	Now              int64         `json:"now"`
+	HTTPSockets      []string      `json:"http_sockets"`
+	SharedSockets    []string      `json:"shared_sockets"`
+	MountpointChecks []string      `json:"mountpoint_checks"`
+	Daemons          []daemonStats `json:"daemons"`
+	Crons            []cronStats   `json:"crons"`
+}
+
+type daemonStats struct {
+	Command   string `json:"command"`
+	Smart     bool   `json:"smart"`
+	Pidfile   string `json:"pidfile,omitempty"`
+	Line      int    `json:"line"`
+	PID       int    `json:"pid"`
+	Running   bool   `json:"running"`
+	StartedAt int64  `json:"started_at"`
+	Starts    int    `json:"starts"`
+}
+
+func (s *statsServer) document(c *config) ([]byte, error) {
+	spec := c.spec
+	cwd, _ := os.Getwd()
+	s.mu.Lock()
+	loaded := s.loadedAt
+	s.mu.Unlock()
+	d := vassalStats{
+		Vassal: s.v.name, File: s.v.path, PID: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(), CWD: cwd,
+		Namespaces: s.v.ns.String(), StartedAt: s.started.Unix(), LoadedAt: loaded.Unix(), Now: time.Now().Unix(),
+		HTTPSockets: nonNil(spec.HTTPSockets), SharedSockets: nonNil(spec.SharedSockets),
+		MountpointChecks: nonNil(spec.MountChecks), Daemons: s.daemons.stats(), Crons: s.cron.stats(),
+	}
+	if c.spec.StatsMinified {
+		return json.Marshal(d)
+	}
+	b, err := json.MarshalIndent(d, "", "\t")
+	return append(b, '\n'), err
+}
+
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// stats describes the running daemons.
+func (d *daemons) stats() []daemonStats {
+	d.set.mu.Lock()
+	list := append([]*daemon(nil), d.set.list...)
+	d.set.mu.Unlock()
+	out := make([]daemonStats, 0, len(list))
+	for _, dm := range list {
+		pid, since, starts := dm.state.get()
+		ds := daemonStats{Command: dm.spec.Command, Smart: dm.spec.Smart, Pidfile: dm.spec.Pidfile, Line: dm.spec.Line,
+			PID: pid, Running: pid != 0, Starts: starts}
+		if !since.IsZero() {
+			ds.StartedAt = since.Unix()
+		}
+		out = append(out, ds)
+	}
+	return out
+}
