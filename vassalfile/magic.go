@@ -109,8 +109,12 @@ func (p *parser) initMagic(path string) {
 	}
 }
 
-// magicVar is the value of %c.
+// magicVar is the value of %c. The table is made at the first use: most
+// files use none, and %p costs a few path lookups.
 func (p *parser) magicVar(c byte) (string, bool, error) {
+	if p.magic == nil {
+		p.initMagic(p.path)
+	}
 	if v, ok := p.magic[c]; ok {
 		return v, true, nil
 	}

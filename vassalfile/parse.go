@@ -255,7 +255,6 @@ func Parse(path string, src []byte, o ParseOptions) (*File, error) {
 		plugins: map[string]bool{},
 		errs:    diagList{path: path}, warns: diagList{path: path, warning: true}}
 	p.file = &File{Path: path, Name: p.name}
-	p.initMagic(path)
 	lines := lex(&p.errs, src)
 	p.scan = prescan(lines)
 	p.run(lines)
