@@ -394,3 +394,30 @@ func (l *lineLog) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// The wait-for-* options run as hooks with their own timeout.
+func TestWaitOptions(t *testing.T) {
+	d := t.TempDir()
+	var hs []Hook
+	for _, w := range [][2]string{{"wait-for-mountpoint", "/proc"}, {"wait-for-interface", "lo"}, {"wait-for-dir", d}} {
+		h, err := ParseWait(w[0], w[1], time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	if err := RunPhase(hs, nil, time.Millisecond, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err) // each hook's own timeout (a minute), not the phase's
+	}
+	for _, w := range [][2]string{{"wait-for-mountpoint", d}, {"wait-for-interface", "nosuchif0"}} {
+		h, _ := ParseWait(w[0], w[1], 200*time.Millisecond)
+		h.Line = 9
+		err := RunPhase([]Hook{h}, nil, time.Minute, slog.New(slog.DiscardHandler))
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), w[0]+" = "+w[1]+" (line 9): ") {
+			t.Errorf("%s: got %v", w[0], err)
+		}
+	}
+	if _, err := ParseWait("wait-for-socket", "host:port", time.Second); err == nil {
+		t.Error("a bad port accepted")
+	}
+}

@@ -50,8 +50,9 @@ var callTargets = map[string]callTarget{
 	"sync":   {argNone, "sync", "sync(2)"},
 }
 
-// callBuiltins run the call targets that are not hook actions.
-var callBuiltins = map[string]func(ctx context.Context, h *Hook, r *runner) error{
+// builtins run the call targets and the wait-for-* options that are not
+// hook actions.
+var builtins = map[string]func(ctx context.Context, h *Hook, r *runner) error{
 	"rmdir": func(_ context.Context, h *Hook, _ *runner) error {
 		if err := unix.Rmdir(h.Args); err != nil {
 			return &fs.PathError{Op: "rmdir", Path: h.Args, Err: err}
@@ -71,6 +72,8 @@ var callBuiltins = map[string]func(ctx context.Context, h *Hook, r *runner) erro
 		unix.Sync()
 		return nil
 	},
+	"wait_for_mountpoint": runWaitMountpoint,
+	"wait_for_interface":  runWaitInterface,
 }
 
 func isCall(name string) bool {

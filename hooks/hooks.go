@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/emperor-dev/emperor/spell"
 )
@@ -31,6 +32,11 @@ const (
 	AsRoot       Phase = "as-root"
 	AsUser       Phase = "as-user"
 	AsUserAtexit Phase = "as-user-atexit"
+
+	// WaitFor runs the wait-for-fs, -file, -dir, -mountpoint and
+	// -interface options: after the jail, before as-root (uWSGI:
+	// uwsgi_as_root); and wait-for-socket after as-user, before the app.
+	WaitFor Phase = "wait-for"
 
 	EmperorStop   Phase = "emperor-stop"
 	EmperorReload Phase = "emperor-reload"
@@ -66,6 +72,9 @@ const (
 	FamilyUmount
 	FamilyExec
 	FamilyCall
+	// FamilyWait is a wait-for-* option (wait-for-fs = PATH...), which PID 1
+	// runs as a hook of the WaitFor phase.
+	FamilyWait
 )
 
 // Families lists the families in run order.
@@ -73,7 +82,7 @@ var Families = []Family{FamilyHook, FamilyMount, FamilyUmount, FamilyExec, Famil
 
 // Prefix is the option prefix of the family: hook, mount, umount, exec, call.
 func (f Family) Prefix() string {
-	return [...]string{"hook", "mount", "umount", "exec", "call"}[f]
+	return [...]string{"hook", "mount", "umount", "exec", "call", "wait-for"}[f]
 }
 
 // Hook is one parsed hook line.
@@ -90,6 +99,9 @@ type Hook struct {
 	// Private is uWSGI's "!" prefix: the hook's arguments (a password
 	// written to a file, a command line) never reach the log.
 	Private bool
+	// Timeout, when set, bounds the hook instead of hook-timeout (the
+	// wait-for-*-timeout of a wait-for option).
+	Timeout time.Duration
 	// IgnoreFailure is set for actions whose failure uWSGI does not count
 	// (call, safeexec): the failure is logged and the phase goes on.
 	IgnoreFailure bool
@@ -228,3 +240,25 @@ func nearest(name string) string { return spell.Nearest(name, Actions(), nil) }
 
 // quote writes a value as Go would quote it.
 func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+// waitActions map the wait-for-* options to what runs them.
+var waitActions = map[string]string{
+	"wait-for-fs": "wait_for_fs", "wait-for-file": "wait_for_file", "wait-for-dir": "wait_for_dir",
+	"wait-for-mountpoint": "wait_for_mountpoint", "wait-for-interface": "wait_for_interface",
+	"wait-for-socket": "wait_for_socket",
+}
+
+// ParseWait reads a wait-for-* option (option is its canonical name:
+// wait-for-fs, wait-for-file, wait-for-dir, wait-for-mountpoint,
+// wait-for-interface, wait-for-socket) as the hook PID 1 runs for it.
+func ParseWait(option, value string, timeout time.Duration) (Hook, error) {
+	act, ok := waitActions[option]
+	if !ok {
+		return Hook{}, fmt.Errorf("%s is not a wait-for option", option)
+	}
+	h := Hook{Phase: WaitFor, Family: FamilyWait, Action: act, Written: option, Args: strings.TrimSpace(value), Timeout: timeout}
+	if act == "wait_for_socket" {
+		return h, parseSocketAddr(&h)
+	}
+	return h, needArgs(&h)
+}

@@ -26,6 +26,9 @@ type HookError struct {
 }
 
 func (e *HookError) Error() string {
+	if e.Hook.Family == FamilyWait {
+		return fmt.Sprintf("%s = %s (line %d): %v", e.Hook.Written, e.Hook.Args, e.Hook.Line, e.Err)
+	}
 	return fmt.Sprintf("hook %s (%s, line %d): %v", e.Hook.String(), e.Hook.Phase, e.Hook.Line, e.Err)
 }
 func (e *HookError) Unwrap() error { return e.Err }
@@ -37,7 +40,7 @@ type runner struct {
 }
 
 // RunPhase runs the hooks of one phase in order, each bounded by timeout
-// (hook-timeout). In a fatal phase (Phase.Fatal) the first failure stops
+// (hook-timeout) or its own Timeout. In a fatal phase (Phase.Fatal) the first failure stops
 // the phase and is returned; in the others, as in uWSGI, a failure is
 // logged and the next hook runs, and every failure is returned, joined. A
 // hook whose failure uWSGI ignores (call, callint, safeexec) only logs it.
@@ -51,7 +54,11 @@ func RunPhase(hs []Hook, env Env, timeout time.Duration, log *slog.Logger) error
 		} else {
 			log.Info("running hook", "phase", string(h.Phase), "hook", h.String(), "line", h.Line)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		t := timeout
+		if h.Timeout > 0 {
+			t = h.Timeout
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), t)
 		err := run(ctx, h, &runner{env: env, log: log})
 		cancel()
 		if err == nil {
@@ -78,7 +85,7 @@ func run(ctx context.Context, h *Hook, r *runner) error {
 	if a, ok := actions[h.Action]; ok && a.run != nil {
 		return a.run(ctx, h, r)
 	}
-	if f, ok := callBuiltins[h.Action]; ok {
+	if f, ok := builtins[h.Action]; ok {
 		return f(ctx, h, r)
 	}
 	return fmt.Errorf("unknown action %q", h.Action)

@@ -20,6 +20,7 @@ import (
 //   - a "!" (private) hook runs, and its arguments never reach the log;
 //   - hook-emperor-reload runs before a reload (then as-user-atexit), and
 //     hook-emperor-stop before a stop (then as-user-atexit);
+//   - wait-for-file runs after the chroot, before as-root;
 //   - exit:N stops the vassal with a reason that names the hook.
 func TestHookActionsOnDisk(t *testing.T) {
 	requireRoot(t)
@@ -49,6 +50,9 @@ hook-pre-jail = !write:%[3]s/secret %[4]s
 hook-pre-jail = appendn:%[2]s/order pre-jail
 hook-in-jail = appendn:%[2]s/order in-jail
 hook-post-jail = appendn:%[2]s/order post-jail
+; after the chroot, before as-root: the file the hooks above made
+wait-for-file = /order
+wait-for-fs-timeout = 30
 hook-as-root = appendn:/order as-root
 hook-as-root = mkdir:/home
 hook-as-root = chown2:/home %[5]d %[6]d

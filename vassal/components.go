@@ -24,6 +24,9 @@ func (v *vassal) components() []namedComponent {
 		{"hooks asap, pre-jail, in-jail, post-jail", &setupHooks{v: v, phases: []hooks.Phase{hooks.Asap, hooks.PreJail, hooks.InJail, hooks.PostJail}}},
 		// chroot or pivot_root (jail.go).
 		{"jail", &jail{v: v}},
+		// wait-for-interface, -fs, -file, -dir, -mountpoint, in the new
+		// root, before as-root as in uWSGI (hooks.go).
+		{"wait-for", &waits{v: v}},
 		// hook-as-root, in the new root (hooks.go).
 		{"hooks as-root", &setupHooks{v: v, phases: []hooks.Phase{hooks.AsRoot}}},
 		// shared-socket and http-socket, bound as root so :80 works (sockets.go).
@@ -35,6 +38,9 @@ func (v *vassal) components() []namedComponent {
 		// hook-as-user on start and reload, hook-as-user-atexit on stop and
 		// before a reload (hooks.go).
 		{"hooks as-user", &userHooks{v: v}},
+		// wait-for-socket of a vassal without an app, after as-user
+		// (hooks.go).
+		{"wait-for-socket", &waits{v: v, sockets: true}},
 		// chdir (workdir.go).
 		{"chdir", &workdir{v: v}},
 		// the file server of http-socket (serve.go).

@@ -134,3 +134,34 @@ func (v *vassal) emperorHooks(ph hooks.Phase) {
 		v.log.Warn("hook-"+string(ph)+" failed", "err", err)
 	}
 }
+
+// waits runs the wait-for-* options. The root ones (wait-for-interface,
+// -fs, -file, -dir, -mountpoint) run after the jail and before the as-root
+// hooks, on the first start only: uWSGI runs them in uwsgi_as_root, which a
+// reloaded (non-root) instance skips. wait-for-socket (a vassal without an
+// app) runs after the as-user hooks, on the start and on every reload, as
+// uWSGI waits before it loads the app each time.
+type waits struct {
+	v       *vassal
+	sockets bool
+}
+
+func (w *waits) Start(c *config) error {
+	hs := c.spec.Waits
+	if w.sockets {
+		hs = c.spec.WaitSockets
+	}
+	if len(hs) == 0 {
+		return nil
+	}
+	return hooks.RunPhase(hs, hookEnv{v: w.v, c: c}, c.spec.HookTimeout, w.v.log)
+}
+
+func (w *waits) Apply(old, new *config) error {
+	if w.sockets {
+		return w.Start(new)
+	}
+	return nil
+}
+
+func (w *waits) Stop() {}

@@ -1,8 +1,10 @@
 package vassalfile
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emperor-dev/emperor/hooks"
 )
@@ -118,5 +120,40 @@ func TestAppHookPhases(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "app001.ini:3: "+want) || strings.Contains(err.Error(), "jail") || strings.Contains(err.Error(), "as-root") {
 			t.Errorf("%q: got %v, want %q", line, err, want)
 		}
+	}
+}
+
+// wait-for-* options become PID 1's hooks in uWSGI's order; wait-for-socket
+// is uWSGI's in a vassal that runs an app.
+func TestWaitOptionsDecode(t *testing.T) {
+	f := mustParse(t, "[uwsgi]\nwait-for-mountpoint = /m\nwait-for-file = /f\nwait-iface = eth0\nwait-for-dir = /d\nwait-for-fs-timeout = 5\nwait-for-socket = 127.0.0.1:5432\nwait-for-socket-timeout = 0\n", ParseOptions{})
+	s, err := Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range s.Waits {
+		got = append(got, fmt.Sprintf("%s=%s/%v", h.Written, h.Args, h.Timeout))
+	}
+	if want := "wait-for-interface=eth0/1m0s wait-for-file=/f/5s wait-for-dir=/d/5s wait-for-mountpoint=/m/5s"; strings.Join(got, " ") != want {
+		t.Fatalf("%s", strings.Join(got, " "))
+	}
+	if len(s.WaitSockets) != 1 || s.WaitSockets[0].Timeout != time.Minute || s.WaitSockets[0].Line != 7 {
+		t.Fatalf("%+v", s.WaitSockets)
+	}
+	f = mustParse(t, "[uwsgi]\npsgi = /a.pl\nhttp-socket = :9090\nwait-for-socket = /run/db.sock\nwait-for-dir = /d\n", ParseOptions{})
+	s, _ = Decode(f)
+	if len(s.WaitSockets) != 0 || len(s.Waits) != 1 {
+		t.Fatalf("%+v %+v", s.WaitSockets, s.Waits)
+	}
+	handed := false
+	for _, l := range s.App.Lines {
+		handed = handed || (l.Key == "wait-for-socket" && l.Value == "/run/db.sock")
+		if l.Key == "wait-for-dir" {
+			t.Fatal("wait-for-dir handed to uWSGI, which skips it as non-root")
+		}
+	}
+	if !handed {
+		t.Fatalf("wait-for-socket not handed to uWSGI: %+v", s.App.Lines)
 	}
 }

@@ -34,6 +34,8 @@ type Spec struct {
 	Unshare       reexec.Namespaces
 
 	Hooks         []hooks.Hook // in file order; see PhaseHooks
+	Waits         []hooks.Hook // wait-for-interface, -fs, -file, -dir, -mountpoint: before as-root
+	WaitSockets   []hooks.Hook // wait-for-socket (no app): after as-user
 	Chroot        string
 	PivotNew      string
 	PivotOld      string
@@ -135,6 +137,7 @@ func Decode(f *File) (*Spec, error) {
 		s.ReloadMercy = last[time.Duration](&d, "reload-mercy")
 	}
 	decodeLog(&d, s)
+	decodeWaits(&d, s)
 	pr := last[PivotRoot](&d, "pivot_root")
 	s.PivotNew, s.PivotOld = pr.New, pr.Old
 	if len(s.StaticIndex) == 0 {
