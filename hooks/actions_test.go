@@ -308,7 +308,7 @@ func TestWaitFor(t *testing.T) {
 	}
 	// A directory is not a file: the hook times out, naming the reason.
 	h, _ = Parse(AsRoot, "wait_for_file:"+d+"/dir", 1)
-	err := RunPhase([]Hook{h}, nil, 200*time.Millisecond, slog.New(slog.DiscardHandler))
+	err := RunPhase([]Hook{h}, nil, time.Second, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "is a directory, not a regular file") || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v", err)
 	}
@@ -330,7 +330,7 @@ func TestWaitForSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, _ := Parse(AsRoot, "wait_for_socket:"+sock+".missing", 1)
-	err = RunPhase([]Hook{h}, nil, 200*time.Millisecond, slog.New(slog.DiscardHandler))
+	err = RunPhase([]Hook{h}, nil, time.Second, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "never accepted a connection") {
 		t.Fatalf("got %v", err)
 	}
@@ -410,7 +410,7 @@ func TestWaitOptions(t *testing.T) {
 		t.Fatal(err) // each hook's own timeout (a minute), not the phase's
 	}
 	for _, w := range [][2]string{{"wait-for-mountpoint", d}, {"wait-for-interface", "nosuchif0"}} {
-		h, _ := ParseWait(w[0], w[1], 200*time.Millisecond)
+		h, _ := ParseWait(w[0], w[1], time.Second)
 		h.Line = 9
 		err := RunPhase([]Hook{h}, nil, time.Minute, slog.New(slog.DiscardHandler))
 		if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), w[0]+" = "+w[1]+" (line 9): ") {

@@ -105,8 +105,7 @@ func mapCall(h *Hook) error {
 	}
 	t, ok := callTargets[fn]
 	if !ok {
-		return fmt.Errorf("%s:%s calls the C function %s inside uWSGI's process; PID 1 is a Go program with no C symbols to call, "+
-			"and only these libc functions have a builtin equivalent: %s. Write the action that does what %s does (exec:COMMAND runs a program)",
+		return fmt.Errorf("%s:%s calls the C function %s in uWSGI's process; PID 1 is Go and runs as builtins only %s: write an action that does what %s does (exec:COMMAND runs a program)",
 			form, fn, fn, strings.Join(CallTargets(), ", "), fn)
 	}
 	intForm := form == "callint" || form == "callintret"

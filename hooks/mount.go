@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/emperor-dev/emperor/spell"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,7 +62,7 @@ func parseMountHook(h *Hook) error {
 		for _, name := range splitFlags(f[3]) {
 			v, ok := mountFlags[name]
 			if !ok {
-				return fmt.Errorf("unknown mount flag %q (known: %s)", name, keys(mountFlags))
+				return unknownFlag("mount", name, mountFlags)
 			}
 			m.flags |= v
 		}
@@ -103,7 +104,7 @@ func parseUmountHook(h *Hook) error {
 		for _, name := range splitFlags(f[1]) {
 			v, ok := umountFlags[name]
 			if !ok {
-				return fmt.Errorf("unknown umount flag %q (known: %s)", name, keys(umountFlags))
+				return unknownFlag("umount", name, umountFlags)
 			}
 			if name == "rec" || name == "recursive" {
 				u.rec = true
@@ -122,4 +123,17 @@ func keys[V any](m map[string]V) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ", ")
+}
+
+// unknownFlag names a flag that is not in known, with the nearest one when
+// it looks like a typo of it.
+func unknownFlag[V any](kind, name string, known map[string]V) error {
+	names := make([]string, 0, len(known))
+	for k := range known {
+		names = append(names, k)
+	}
+	if s := spell.Nearest(name, names, nil); s != "" {
+		return fmt.Errorf("unknown %s flag %q (did you mean %s?)", kind, name, s)
+	}
+	return fmt.Errorf("unknown %s flag %q (known: %s)", kind, name, keys(known))
 }

@@ -36,7 +36,10 @@ func poll(ctx context.Context, h *Hook, r *runner, what string, check func() err
 			}
 			last = err
 		case <-ctx.Done():
-			return fmt.Errorf("%s did not come (the check is still blocked: a hung mount?): %w", what, ctx.Err())
+			if last != nil {
+				return fmt.Errorf("%s did not come (last: %v): %w", what, last, ctx.Err())
+			}
+			return fmt.Errorf("%s did not come (its first check is still blocked: a hung mount?): %w", what, ctx.Err())
 		}
 		select {
 		case <-ctx.Done():
