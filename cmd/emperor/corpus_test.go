@@ -60,6 +60,7 @@ var corpusNoApp = map[string]bool{
 	"hooks-actions.ini": true, "hooks-wait.ini": true, "logto2-daemonize.ini": true,
 	"loops.ini": true, "magic-variables.ini": true, "placeholder-math.ini": true,
 	"static-noapp.ini": true, "logging-full.ini": true, "cron-jobs.ini": true,
+	"stats-noapp.ini": true,
 }
 
 // TestCorpusPassesCheck: every vassal file of the corpus passes `emperor
@@ -138,6 +139,7 @@ var corpusConstructs = map[string]string{
 	"hook phase accepting": `(?m)^hook-accepting1?(-once)? =`,
 	"hook master-start":    `(?m)^hook-master-start =`,
 	"stats":                `(?m)^stats =`,
+	"stats-http":           `(?m)^stats-http =`,
 	"touch-reload":         `(?m)^touch-reload =`,
 	"cron":                 `(?m)^cron =`,
 	"cron -N field":        `(?m)^cron = -[0-9]+ `,
