@@ -31,7 +31,8 @@ func LoadVassal(path string) (*Loaded, error) {
 // CheckVassal validates content as the vassal file at path: parsed for a
 // first start and for a reload (if-reload blocks differ), decoded, and with
 // its users and groups resolved in the host's database, so that an unknown
-// user is a config error here and not a crash loop later.
+// user is a config error here and not a crash loop later; a vassal with an
+// app has its lines for uWSGI checked against the installed uwsgi.
 //
 // Every check runs, whatever the ones before it found, so that one run
 // reports every problem of the file: the error is a vassalfile.Errors of
@@ -58,6 +59,9 @@ func CheckVassal(path string, content []byte) (*Loaded, error) {
 			lists = append(lists, []vassalfile.Diag{credsDiag(f, err)})
 		}
 	}
+	if spec != nil {
+		lists = append(lists, checkAppServer(path, spec))
+	}
 	all := vassalfile.Merge(lists...)
 	if all.HasErrors() {
 		return nil, all
@@ -80,4 +84,12 @@ func credsDiag(f *vassalfile.File, ce *userdb.CredsError) vassalfile.Diag {
 		}
 	}
 	return d
+}
+
+// checkAppServer checks the lines a vassal with an app hands to uWSGI's app
+// server against the installed uwsgi and its plugins (see
+// vassalfile.CheckAppServer): an option it does not know or a plugin it
+// lacks is a config error here, not an app server that exits at start.
+func checkAppServer(path string, spec *vassalfile.Spec) []vassalfile.Diag {
+	return vassalfile.CheckAppServer(path, spec.App)
 }

@@ -1,50 +1,51 @@
 package uwsgi
 
-// Loader is a language loader: an option that makes uWSGI load an app, the
-// plugin that provides it and the Debian package that ships that plugin.
+import (
+	"path"
+	"strings"
+)
+
+// Loader is a language loader: an option that gives uWSGI an app to run,
+// the plugin that provides it and the Debian package that ships that
+// plugin.
 type Loader struct {
 	Option  string
 	Plugin  string
 	Package string
 }
 
-// loaders maps a loader option to its plugin. A vassal file with one of
-// these asks for an app server; when it names no plugin, the plugin is
-// loaded for it. php-* options all count: the php plugin serves the
-// scripts of its docroot with no other line.
+// loaders maps each loader option of Debian's plugins to its plugin. A
+// vassal file with one of these asks for an app server; when it names no
+// plugin, the plugin is loaded for it. Every php-* option counts too (see
+// LoaderOf): the php plugin serves the scripts of its docroot with no
+// other line. Options that only tune a loader (pythonpath, callable,
+// mono-index, cgi-allowed-ext...) are not loaders.
 var loaders = map[string]string{
-	// python3: an app from a module, a file, a Paste/Pecan config, or
-	// mount's MOUNTPOINT=APP (mount loads with modifier1 0, Python).
+	// python3: an app from a module, a file, a Paste/Pecan config.
 	"module": "python3", "wsgi": "python3", "wsgi-file": "python3", "file": "python3",
-	"mount": "python3", "eval": "python3", "paste": "python3", "ini-paste": "python3",
+	"eval": "python3", "paste": "python3", "ini-paste": "python3",
 	"ini-paste-logged": "python3", "pecan": "python3", "web3": "python3", "pump": "python3",
 	"wsgi-lite": "python3",
-	"psgi":      "psgi",
-	"rack":      "rack", "rails": "rack",
+	// core's mount and worker-mount load MOUNTPOINT=APP with the plugin
+	// that claims APP (MountPlugin); Python's when nothing else does.
+	"mount": "python3", "worker-mount": "python3",
+	"psgi": "psgi",
+	"rack": "rack", "rails": "rack",
 	"lua":      "lua",
 	"cgi":      "cgi",
-	"mono-app": "mono", "mono-index": "mono",
-	"jwsgi": "jwsgi", "ring": "ring", "servlet": "servlet",
-}
-
-// packages maps a plugin to the Debian package that ships it.
-var packages = map[string]string{
-	"python3": "uwsgi-plugin-python3",
-	"psgi":    "uwsgi-plugin-psgi",
-	"php":     "uwsgi-plugin-php",
-	"rack":    "uwsgi-plugin-rack-ruby3.1",
-	"lua":     "uwsgi-plugin-lua5.1",
-	"cgi":     "uwsgi-core",
-	"mono":    "uwsgi-plugin-mono",
-	"jwsgi":   "uwsgi-plugin-jwsgi-openjdk-17",
-	"ring":    "uwsgi-plugin-ring-openjdk-17",
-	"servlet": "uwsgi-plugin-servlet-openjdk-17",
+	"mono-app": "mono",
+	"jwsgi":    "jwsgi",
+	"ring-app": "ring",
+	"go-load":  "gccgo", "gccgo-load": "gccgo",
+	"xslt-docroot": "xslt",
+	"webdav-mount": "webdav",
+	"symcall":      "symcall",
 }
 
 // LoaderOf says whether option name is a language loader, and which.
 func LoaderOf(name string) (Loader, bool) {
 	p, ok := loaders[name]
-	if !ok {
+	if !ok && strings.HasPrefix(name, "php-") {
 		if o, known := Lookup(name); known && o.Plugin == "php" {
 			p, ok = "php", true
 		}
@@ -52,16 +53,46 @@ func LoaderOf(name string) (Loader, bool) {
 	if !ok {
 		return Loader{}, false
 	}
-	return Loader{Option: name, Plugin: p, Package: PackageOf(p)}, true
+	pkg, _ := PackageOf(p)
+	return Loader{Option: name, Plugin: p, Package: pkg}, true
 }
 
-// PackageOf is the Debian package that ships plugin ("" for the core, or a
-// plugin we know no package of).
-func PackageOf(plugin string) string {
-	if plugin == "" {
-		return "uwsgi-core"
+// MountPlugin is the plugin that loads the app of a mount value
+// (MOUNTPOINT=APP): the one whose file type APP has, as each of uWSGI's
+// request plugins claims its own in its mount_app hook; Python's for a
+// module or anything else.
+func MountPlugin(value string) string {
+	_, app, ok := strings.Cut(value, "=")
+	if !ok {
+		app = value
 	}
-	return packages[plugin]
+	switch path.Ext(strings.TrimSpace(app)) {
+	case ".pl", ".psgi":
+		return "psgi"
+	case ".ru":
+		return "rack"
+	case ".lua", ".ws":
+		return "lua"
+	case ".php":
+		return "php"
+	}
+	return "python3"
+}
+
+// PluginOf is the plugin a line of option key with value needs: a
+// loader's (mount's by its value), else the catalog's ("" for the core or
+// an option the catalog does not know).
+func PluginOf(key, value string) string {
+	if key == "mount" || key == "worker-mount" {
+		return MountPlugin(value)
+	}
+	if ld, ok := LoaderOf(key); ok {
+		return ld.Plugin
+	}
+	if o, ok := Lookup(key); ok {
+		return o.Plugin
+	}
+	return ""
 }
 
 // sockets are the options that make uWSGI listen.
@@ -70,8 +101,8 @@ var sockets = map[string]bool{
 	"puwsgi-socket": true, "http-socket": true, "http11-socket": true, "https-socket": true,
 	"fastcgi-socket": true, "fastcgi-nph-socket": true, "scgi-socket": true,
 	"scgi-nph-socket": true, "raw-socket": true, "shared-socket": true,
-	"undeferred-shared-socket": true, "http": true, "https": true, "https2": true,
-	"http-socket-ssl": true,
+	"undeferred-shared-socket": true, "http": true, "httprouter": true, "https": true,
+	"https2": true,
 }
 
 // IsSocket says whether option name makes uWSGI listen.
@@ -85,7 +116,7 @@ var appServerOnly = map[string]bool{
 	"socket": true, "uwsgi-socket": true, "suwsgi-socket": true, "ssl-socket": true,
 	"puwsgi-socket": true, "https-socket": true, "fastcgi-socket": true,
 	"fastcgi-nph-socket": true, "scgi-socket": true, "scgi-nph-socket": true,
-	"raw-socket": true, "http": true, "https": true, "https2": true,
+	"raw-socket": true, "http": true, "httprouter": true, "https": true, "https2": true,
 }
 
 // AsksForApp says whether a line of option name asks for uWSGI's app
@@ -97,3 +128,9 @@ func AsksForApp(name string) bool {
 	_, ok := LoaderOf(name)
 	return ok
 }
+
+// ServesOnlyApps says whether option name is a socket that only uWSGI's
+// app server serves (the uwsgi protocol, FastCGI, SCGI, raw, TLS, or its
+// HTTP router), as opposed to http-socket, which our file server serves
+// too.
+func ServesOnlyApps(name string) bool { return appServerOnly[name] }

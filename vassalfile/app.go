@@ -132,13 +132,21 @@ func (p *parser) applyApp(l rawLine, k string, opt *Option, v string) {
 				p.app.withApp.errs.add(l.line, fmt.Sprintf("%s: %v", k, err))
 			}
 		}
-		if opt.NoApp != "" {
+		if opt.NoApp != "" && !flagOff(opt.Name, v) {
 			p.app.noApp.errs.add(l.line, opt.NoApp)
 		} else {
 			p.app.noApp.warns.add(l.line, fmt.Sprintf("%s has no effect: this vassal runs no app server%s", k, noAppHint(k, v)))
 		}
 	}
 	p.file.Entries = append(p.file.Entries, e)
+}
+
+// flagOff says whether v turns off the uWSGI flag name (need-app = false):
+// uwsgi_opt_true reads false, off, no and 0 as off.
+func flagOff(name, v string) bool {
+	co, ok := uwsgi.Lookup(name)
+	on, err := ParseBool(v)
+	return ok && co.Flag() && err == nil && !on
 }
 
 // appFileServerLine notes, for a line of ours, what it means in a vassal
@@ -226,15 +234,18 @@ var pluginLines = map[string]bool{"plugin": true, "plugins": true, "need-plugin"
 // BuildApp is the app server part of a parsed file, nil when it asks for
 // no app. Its lines are those of options uWSGI owns (OwnerApp, and
 // OwnerShared since there is an app), in file order, with the key as
-// written. A file with no plugin line gets one for each plugin its lines
-// need (a loader's, then any other plugin option's), in order of first
-// use, before its own lines.
+// written. Each plugin its lines need (a loader's, or any other option's
+// of a plugin: http for http, psgi for psgi) that no plugin line names is
+// loaded for it: a plugin line for each, in order of first use, before the
+// file's own lines. So a file written for a uWSGI with those plugins built
+// in (pip's, or one that names only its language plugin) runs on Debian's
+// modular uwsgi unchanged; uWSGI skips a plugin loaded twice.
 func BuildApp(f *File) *App {
 	if !AsksForApp(f.Entries) {
 		return nil
 	}
 	app := &App{}
-	named := false
+	named := map[string]bool{}
 	var need []string
 	seen := map[string]bool{}
 	for _, e := range f.Entries {
@@ -244,24 +255,22 @@ func BuildApp(f *File) *App {
 		k := e.name()
 		app.Lines = append(app.Lines, AppLine{Key: k, Value: e.Value, Line: e.Line})
 		if pluginLines[k] {
-			named = true
+			for _, p := range uwsgi.SplitPlugins(e.Value) {
+				named[uwsgi.PluginName(p)] = true
+			}
 		}
-		plugin := ""
-		if ld, ok := uwsgi.LoaderOf(k); ok {
-			plugin = ld.Plugin
-		} else if o, ok := uwsgi.Lookup(k); ok {
-			plugin = o.Plugin
-		}
-		if plugin != "" && !seen[plugin] {
+		if plugin := uwsgi.PluginOf(k, e.Value); plugin != "" && !seen[plugin] {
 			seen[plugin] = true
 			need = append(need, plugin)
 		}
 	}
-	if !named && len(need) > 0 {
-		auto := make([]AppLine, 0, len(need)+len(app.Lines))
-		for _, p := range need {
+	var auto []AppLine
+	for _, p := range need {
+		if !named[p] {
 			auto = append(auto, AppLine{Key: "plugin", Value: p})
 		}
+	}
+	if len(auto) > 0 {
 		app.Lines = append(auto, app.Lines...)
 	}
 	for _, l := range app.Lines {

@@ -198,9 +198,15 @@ func TestPluginsAutoLoadedInOrderOfUse(t *testing.T) {
 	if s.App.Lines[0].Line != 0 || len(s.App.Sockets) != 1 || s.App.Sockets[0].Key != "http" {
 		t.Fatalf("app %+v", s.App)
 	}
-	// Any plugin line turns the auto-load off: the file says what it loads.
+	// A plugin the file names is not loaded again; one it needs and does
+	// not name is (files that name only their language plugin, written
+	// for a uWSGI with http built in).
 	_, s = decodeSrc(t, "[uwsgi]\nplugins = python3\nmodule = app\nsocket = :3031\n", ParseOptions{})
 	if len(s.App.Lines) != 3 || s.App.Lines[0].Key != "plugins" {
+		t.Fatalf("app %+v", s.App)
+	}
+	_, s = decodeSrc(t, "[uwsgi]\nplugins = psgi\nhttp = :8080\nhttp-modifier1 = 5\npsgi = app.psgi\n", ParseOptions{})
+	if len(s.App.Lines) != 5 || s.App.Lines[0] != (AppLine{Key: "plugin", Value: "http"}) || s.App.Lines[1].Key != "plugins" {
 		t.Fatalf("app %+v", s.App)
 	}
 }
@@ -331,4 +337,14 @@ func TestStatsIsSharedAndCronOurs(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `app001.ini:2: stats: "127.0.0.1:99999": bad port "99999"`) {
 		t.Fatalf("bad stats address: %v", err)
 	}
+}
+
+func TestNeedAppWithoutAppIsAnError(t *testing.T) {
+	_, err := parse(t, "[uwsgi]\nneed-app = true\nmaster = true\nattach-daemon = sleep 1\n", ParseOptions{})
+	d := diags(t, err)
+	if len(d) != 1 || d[0].Line != 2 || !strings.Contains(d[0].Message, "need-app: this vassal loads no app") {
+		t.Fatalf("%v", err)
+	}
+	mustParse(t, "[uwsgi]\nneed-app = false\nattach-daemon = sleep 1\n", ParseOptions{})
+	mustParse(t, "[uwsgi]\nneed-app = true\nwsgi-file = app.py\n", ParseOptions{})
 }

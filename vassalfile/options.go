@@ -219,6 +219,14 @@ var appOptions = []string{
 	"procname-prefix-spaced", "procname", "pidfile", "pidfile2",
 }
 
+// appNoApp are the errors of appOptions that make no sense without an app
+// (Option.NoApp).
+var appNoApp = map[string]string{
+	// uWSGI exits at start without an app; here there would be no app
+	// server at all: the file lacks what it says it needs.
+	"need-app": "need-app: this vassal loads no app (no loader such as module, wsgi-file, psgi or php-docroot), so uWSGI's app server does not run: add the loader, or remove need-app",
+}
+
 // ParseBool reads uWSGI's boolean spellings. An empty value means true, as a
 // bare flag does in uWSGI.
 func ParseBool(v string) (bool, error) {
@@ -425,7 +433,7 @@ func init() {
 	)
 	for _, n := range appOptions {
 		register(&Option{Name: n, Scope: ScopeVassal | ScopeEmperor, Kind: KindString, List: true,
-			Owner: OwnerApp, Default: "-",
+			Owner: OwnerApp, Default: "-", NoApp: appNoApp[n],
 			Doc:   "uWSGI's: handed to its app server in a vassal that runs an app; otherwise accepted with a warning.",
 			UWSGI: "same with an app; no effect without one."})
 	}
