@@ -39,6 +39,9 @@ type vassal struct {
 	mercy  time.Duration  // the emperor's reload-mercy
 	policy restart.Policy // the emperor's restart policy, for daemons
 	lc     *lifecycle
+	// app is the app server component (app.go), for the components that
+	// reload or signal it (nil until components() ran).
+	app *appServer
 
 	// sink is where v.log writes besides the emperor's log: the vassal's
 	// log file (logfile.go); report writes to the emperor's log only.
@@ -69,7 +72,10 @@ func Main(args []string) int {
 	// was lost (the emperor then SIGKILLed it after reload-mercy). From here
 	// on it waits in the channel until the loop takes it.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
+	// SIGQUIT too: uWSGI 2.0 shuts down on it as on SIGINT, and the Go
+	// runtime's own action for it (dump the goroutines and exit 2) would
+	// make it a crash that the emperor restarts.
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
 	// PID 1 mostly waits; one P keeps its threads and memory small when a
 	// host runs hundreds of vassals. (Not via the environment: the tenant's
 	// daemons inherit that.)

@@ -14,6 +14,8 @@ func (v *vassal) components() []namedComponent {
 	socks := &sockets{v: v}
 	dm := &daemons{v: v, socks: socks, set: daemonSet{policy: v.policy}}
 	ct := newCrontab(v)
+	appSocks := &appSockets{v: v}
+	v.app = &appServer{v: v, socks: appSocks}
 	return []namedComponent{
 		// logto, opened as root before anything logs (logto.go).
 		{"logto", &logTo{v: v}},
@@ -31,6 +33,8 @@ func (v *vassal) components() []namedComponent {
 		{"hooks as-root", &setupHooks{v: v, phases: []hooks.Phase{hooks.AsRoot}}},
 		// shared-socket and http-socket, bound as root so :80 works (sockets.go).
 		{"sockets", socks},
+		// the app server's TCP sockets, bound as root so :80 works (app.go).
+		{"app sockets", appSocks},
 		// setgid, setgroups, setuid to what uid/gid/add-gid resolved to (creds.go).
 		{"credentials", &credentials{}},
 		// logto2, opened as the vassal's user (logto.go).
@@ -45,6 +49,8 @@ func (v *vassal) components() []namedComponent {
 		{"chdir", &workdir{v: v}},
 		// the file server of http-socket (serve.go).
 		{"http", &httpService{v: v, socks: socks}},
+		// uWSGI's app server for a file that asks for an app (app.go).
+		{"app server", v.app},
 		// attach-daemon and smart-attach-daemon (daemons.go).
 		{"daemons", dm},
 		// cron, unique-cron and cron2: jobs run as the tenant in the jail
