@@ -1,11 +1,16 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -70,5 +75,57 @@ env = CRON_TEST=from-the-vassal-env
 	// Each run was reaped and reported with its runtime.
 	if n := len(regexp.MustCompile(`msg="cron job exited" vassal=cron cron="(?:[^"\\]|\\.)*" line=9 pid=\d+ status="exit status 0" ran=`).FindAllString(e.log.String(), -1)); n < 2 {
 		t.Fatalf("%d exit lines, want 2", n)
+	}
+}
+
+// The stats server of a vassal without an app listens as the tenant, in the
+// jail's view: its socket file is the tenant's, inside the chroot, and the
+// document shows the tenant's uid and the cron job's run.
+func TestStatsInJailAsTenant(t *testing.T) {
+	user, uid, _ := testUser(t, "emptstat") // before the emperor: removed after it
+	root := publicDir(t)
+	buildRootfs(t, root)
+	e := startEmperor(t)
+	e.install("stats", fmt.Sprintf(`[uwsgi]
+uid = %s
+gid = %s
+hook-pre-jail = mount:none /dev %s/dev bind
+chroot = %s
+stats = /tmp/stats.sock
+unique-cron = -1 -1 -1 -1 -1 exec sleep 1000
+`, user, user, root, root))
+	e.waitState("stats", "running", time.Minute)
+	sock := filepath.Join(root, "tmp/stats.sock")
+	var body []byte
+	waitFor(t, time.Minute, "a stats document with the cron job's run", func() bool {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(hangTimeout))
+		body, _ = io.ReadAll(c)
+		return strings.Contains(string(body), `"running": [`) && !strings.Contains(string(body), `"running": []`)
+	})
+	var doc struct {
+		Vassal string
+		UID    int
+		Crons  []struct {
+			Command string
+			PID     int
+			Running []int
+			Line    int
+		}
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	if doc.Vassal != "stats" || doc.UID != uid || len(doc.Crons) != 1 || doc.Crons[0].Line != 7 ||
+		doc.Crons[0].PID <= 0 || len(doc.Crons[0].Running) != 1 {
+		t.Fatalf("document: %s", body)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(sock, &st); err != nil || int(st.Uid) != uid {
+		t.Fatalf("socket file owned by %d (%v), want %s (%d)", st.Uid, err, user, uid)
 	}
 }
