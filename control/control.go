@@ -27,6 +27,10 @@ const (
 	MsgFatal  = "fatal"  // about to exit because of Reason
 	MsgRefuse = "refuse" // a reload not applied (Reason); with Restart the emperor restarts the vassal
 	MsgMounts = "mounts" // the state of the vassal's served mounts changed (Mounts)
+	// MsgAskReload asks the emperor for the reload a touch of the vassal
+	// file gets (Reason says why: touch-reload and friends). The emperor
+	// answers with a MsgReload when it sends one, as for any reload.
+	MsgAskReload = "ask-reload"
 )
 
 // MountStatus is one served mount of a vassal.

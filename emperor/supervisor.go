@@ -472,6 +472,15 @@ func (s *supervisor) message(m control.Message) {
 		s.landed()
 	case control.MsgMounts:
 		s.mounts = m.Mounts
+	case control.MsgAskReload:
+		// touch-reload and friends: the reload a touch of the vassal file
+		// gets (spaced, coalesced, with the current good file). A vassal
+		// that is stopping or restarting is not reloaded.
+		if s.phase != phaseRunning && s.phase != phaseStarting && s.phase != phaseReloading {
+			return
+		}
+		s.log.Info("the vassal asks for a reload", "pid", s.proc.pid, "reason", m.Reason)
+		s.reload()
 	default:
 		s.log.Warn("unknown message from the vassal", "type", m.Type)
 	}
@@ -482,6 +491,9 @@ func (s *supervisor) exited(r exitResult) {
 	p := s.proc
 	if !s.msgsClosed {
 		for _, m := range p.drain(drainTimeout) {
+			if m.Type == control.MsgAskReload {
+				continue // a dead vassal's wish: it restarts anyway
+			}
 			s.message(m)
 		}
 	}

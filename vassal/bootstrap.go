@@ -316,6 +316,20 @@ func (v *vassal) reload(content []byte) error {
 	return v.conn.Send(control.Message{Type: control.MsgReady, Reload: true})
 }
 
+// RequestReload is "reload from inside PID 1": it asks for the reload a
+// touch of the vassal file gets. The emperor reloads the vassal in place
+// with its current good file, spaced and coalesced with every other reload
+// of it (reloadSpacing), logs it with the vassal's name and shows it in
+// status, as if the file had been touched. Any component may call it, from
+// any goroutine (touch-reload and friends do); reason says why, in both
+// logs. It does not wait for the reload.
+func (v *vassal) RequestReload(reason string) {
+	v.log.Info("asking the emperor for a reload", "reason", reason)
+	if err := v.conn.Send(control.Message{Type: control.MsgAskReload, Reason: reason}); err != nil {
+		v.log.Error("could not ask the emperor for a reload", "reason", reason, "err", err)
+	}
+}
+
 // newProc captures how children of c start: environment, directory and
 // the sockets they inherit.
 func (v *vassal) newProc(c *config, sockets []*os.File) *proc {

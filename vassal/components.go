@@ -58,6 +58,9 @@ func (v *vassal) components() []namedComponent {
 		{"cron", ct},
 		// stats: the vassal's status as JSON, without an app (stats.go).
 		{"stats", newStatsServer(v, dm, ct)},
+		// touch-reload and the other touch-* options, watched with inotify
+		// after chdir, in the jail's view (touch.go).
+		{"touch", newTouchWatcher(v)},
 		// mountpoint-check, last so that it is the first to stop: nothing
 		// checks a mount while the daemons stop or the as-user-atexit hooks
 		// unmount it (mountcheck.go).

@@ -317,6 +317,14 @@ func (w *logWriter) requestReopen(why string) {
 	w.poke()
 }
 
+// requestRotate asks for a rotation (touch-logrotate).
+func (w *logWriter) requestRotate(why string) {
+	w.mu.Lock()
+	w.rotate = why
+	w.mu.Unlock()
+	w.poke()
+}
+
 // close writes what is queued and closes the file, waiting at most wait
 // (a writer stuck on a hung filesystem is left behind).
 func (w *logWriter) close(wait time.Duration) {

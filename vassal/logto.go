@@ -104,11 +104,21 @@ func (v *vassal) closeLog() {
 	}
 }
 
-// reopenLog asks for the log file to be reopened (SIGUSR1).
+// reopenLog asks for the log file to be reopened (SIGUSR1,
+// touch-logreopen).
 func (v *vassal) reopenLog(why string) {
 	if w := v.sink.writer(); w != nil {
 		w.requestReopen(why)
 		return
 	}
 	v.log.Info("no log file to reopen (no logto or logto2)", "asked_by", why)
+}
+
+// rotateLog asks for a rotation (touch-logrotate).
+func (v *vassal) rotateLog(why string) {
+	if w := v.sink.writer(); w != nil {
+		w.requestRotate(why)
+		return
+	}
+	v.log.Info("no log file to rotate (no logto or logto2)", "asked_by", why)
 }

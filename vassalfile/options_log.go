@@ -41,6 +41,18 @@ type LogDate struct {
 	Format string // "" : uWSGI's ctime form, "Wed Dec  2 12:29:28 2026"
 }
 
+// Touch is one touch-* line: a file whose change triggers Action.
+type Touch struct {
+	Action string // the option: touch-reload, touch-logreopen, ...
+	Path   string // as written; relative paths are relative to chdir
+	Arg    string // touch-exec's command
+	Line   int
+}
+
+// TouchOptions are the touch-* options PID 1 watches with inotify, in the
+// order a change to one file runs them.
+var TouchOptions = []string{"touch-reload", "touch-chain-reload", "touch-workers-reload", "touch-logrotate", "touch-logreopen", "touch-exec"}
+
 // validateLogPath checks a logto/logto2/log-backupname path.
 func validateLogPath(v string) error {
 	if strings.TrimSpace(v) == "" {
@@ -107,8 +119,28 @@ func strftimeList() string {
 	return strings.Join(b, " ")
 }
 
-// decodeLog gathers the log options into s.
-func decodeLog(d *decoder, s *Spec) {
+// parseTouch reads touch-reload and the other single-path touch options.
+func parseTouch(v string) (any, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil, fmt.Errorf("a file path is required")
+	}
+	return Touch{Path: filepath.Clean(v)}, nil
+}
+
+// parseTouchExec reads touch-exec's FILE COMMAND.
+func parseTouchExec(v string) (any, error) {
+	p, cmd, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok || p == "" || strings.TrimSpace(cmd) == "" {
+		return nil, fmt.Errorf("touch-exec wants FILE COMMAND, got %s", QuoteValue(v))
+	}
+	return Touch{Path: filepath.Clean(p), Arg: strings.TrimSpace(cmd)}, nil
+}
+
+// decodeLog gathers the log and touch options into s. Warnings go to
+// orig, the file as parsed (d.f is its emperor part in a vassal with an
+// app).
+func decodeLog(d *decoder, s *Spec, orig *File) {
 	s.Log = LogSpec{
 		To:       last[string](d, "logto"),
 		To2:      last[string](d, "logto2"),
@@ -120,11 +152,22 @@ func decodeLog(d *decoder, s *Spec) {
 		Truncate: last[bool](d, "log-truncate"),
 		Date:     last[LogDate](d, "log-date"),
 	}
-	for _, name := range []string{"log-maxsize", "log-backupname", "logfile-chown", "logfile-chmod", "log-reopen", "log-truncate"} {
+	for _, e := range d.f.Entries {
+		for _, name := range TouchOptions {
+			if e.Key != name {
+				continue
+			}
+			if t, ok := typed[Touch](d, e); ok {
+				t.Action, t.Line = name, e.Line
+				s.Touches = append(s.Touches, t)
+			}
+		}
+	}
+	for _, name := range []string{"log-maxsize", "log-backupname", "logfile-chown", "logfile-chmod", "log-reopen", "log-truncate", "touch-logrotate", "touch-logreopen"} {
 		// A warning, as uWSGI ignores these without a log file: an
 		// existing file keeps working.
 		if e, ok := d.f.Last(name); ok && s.Log.To == "" && s.Log.To2 == "" {
-			d.f.Warnings = append(d.f.Warnings, Diag{File: d.f.Path, Line: e.Line, Warning: true,
+			orig.Warnings = append(orig.Warnings, Diag{File: d.f.Path, Line: e.Line, Warning: true,
 				Message: name + " has no effect: there is no log file; add logto = /path/to/file (opened as root, before the jail) or logto2 (opened as the vassal's user, after the privilege drop)"})
 		}
 	}
@@ -154,7 +197,7 @@ func init() {
 			Doc:   "Mode of the log file, three octal digits (640), set with fchmod each time the file is opened or created (start, rotation, reopen). The owner must keep read and write.",
 			UWSGI: "uWSGI sets it only when it opens logto, not on a rotation."},
 		&Option{Name: "log-reopen", Scope: ScopeVassal, Kind: KindBool, Default: "false",
-			Doc:   "Reopens the log file on every reload of the vassal (a touched vassal file, SIGHUP, emperor reload), so that a file moved away by logrotate is replaced. SIGUSR1 to the vassal's PID 1 asks for a reopen too, with or without this option.",
+			Doc:   "Reopens the log file on every reload of the vassal (a touched vassal file, touch-reload, SIGHUP, emperor reload), so that a file moved away by logrotate is replaced. touch-logreopen and SIGUSR1 to the vassal's PID 1 ask for a reopen too, with or without this option.",
 			UWSGI: "uWSGI has no signal for a reopen (its master FIFO's 'l' does it); SIGUSR1 is ours, after nginx."},
 		&Option{Name: "log-truncate", Scope: ScopeVassal, Kind: KindBool, Default: "false",
 			Doc:   "Empties the log file when the vassal starts.",
@@ -162,5 +205,23 @@ func init() {
 		&Option{Name: "log-date", Aliases: []string{"logdate", "log-prefix"}, Scope: ScopeVassal, Kind: KindString, Parse: parseLogDate, Default: "false",
 			Doc:   "Prefixes each line of the vassal's processes in the log file with the date (true: \"Wed Dec  2 12:29:28 2026 - \") or with a strftime format and \" - \" (" + strftimeList() + "). PID 1's own records carry their time already. In the file write %% for each % of the format (%Y is a magic variable there, as in uWSGI).",
 			UWSGI: "uWSGI prefixes its own lines; here the lines of the vassal's processes (the app server's included). log-prefix takes a strftime format too, as in uWSGI (it shares log-date's handler)."},
+		&Option{Name: "touch-reload", Scope: ScopeVassal, Kind: KindString, List: true, Parse: parseTouch, Default: "(none)",
+			Doc:   "Reloads the vassal when this file changes: created, removed, renamed over, or its mtime, inode or size changes. Repeatable. Watched with inotify (no poll) from inside the vassal, so the path is in the jail's view, relative to chdir when relative; the file and its directories may appear later, symlinks on the path are followed, and a symlink swapped to a new target counts as a change. The reload is the one a touch of the vassal file gets: the emperor reloads the vassal in place with its current file (same PID 1; daemons and the app server reload).",
+			UWSGI: "uWSGI polls once a second and reacts only to a newer mtime in whole seconds (or the file appearing or going away); here any change is seen at once."},
+		&Option{Name: "touch-chain-reload", Owner: OwnerShared, Scope: ScopeVassal, Kind: KindString, List: true, Parse: parseTouch, Default: "(none)",
+			Doc:   "In a vassal that runs an app, handed to uWSGI: its master chain-reloads the workers one at a time when the file changes. In a vassal without an app, as touch-reload (there are no workers to reload one by one).",
+			UWSGI: "same with an app (uWSGI's once-a-second check applies then); without one, a reload of the vassal, seen at once by inotify."},
+		&Option{Name: "touch-workers-reload", Owner: OwnerShared, Scope: ScopeVassal, Kind: KindString, List: true, Parse: parseTouch, Default: "(none)",
+			Doc:   "In a vassal that runs an app, handed to uWSGI: its master reloads only the workers when the file changes. In a vassal without an app, as touch-reload.",
+			UWSGI: "same with an app (uWSGI's once-a-second check applies then); without one, a reload of the vassal, seen at once by inotify."},
+		&Option{Name: "touch-logreopen", Scope: ScopeVassal, Kind: KindString, List: true, Parse: parseTouch, Default: "(none)",
+			Doc:   "Reopens the log file (logto/logto2) when this file changes (as touch-reload sees changes): what logrotate's postrotate needs after it moved the file away.",
+			UWSGI: "Watched with inotify, no log-master needed."},
+		&Option{Name: "touch-logrotate", Scope: ScopeVassal, Kind: KindString, List: true, Parse: parseTouch, Default: "(none)",
+			Doc:   "Rotates the log file (as log-maxsize would) when this file changes.",
+			UWSGI: "Watched with inotify, no log-master needed."},
+		&Option{Name: "touch-exec", Scope: ScopeVassal, Kind: KindString, List: true, Parse: parseTouchExec, Default: "(none)",
+			Doc:   "FILE COMMAND: runs COMMAND (as attach-daemon runs a command: as the vassal's user, in its jail, output in its log) when FILE changes. A run still going when FILE changes again is not started twice.",
+			UWSGI: "Watched with inotify instead of once a second."},
 	)
 }

@@ -57,7 +57,8 @@ type Spec struct {
 	CacheSize       int64
 	DisableLogging  bool
 
-	Log LogSpec // logto & co (options_log.go)
+	Log     LogSpec // logto & co (options_log.go)
+	Touches []Touch // touch-* lines in file order (options_log.go)
 
 	// App is what uWSGI's app server runs, nil when the file asks for no
 	// app. In a vassal with an app, the shared options (http-socket,
@@ -99,6 +100,7 @@ func (s *Spec) PhaseHooks(phase hooks.Phase) []hooks.Hook {
 // option whose line was rejected is not reported missing.
 func Decode(f *File) (*Spec, error) {
 	app := BuildApp(f)
+	orig := f
 	if app != nil {
 		f = emperorPart(f)
 	}
@@ -136,7 +138,7 @@ func Decode(f *File) (*Spec, error) {
 	if _, ok := f.Last("reload-mercy"); ok {
 		s.ReloadMercy = last[time.Duration](&d, "reload-mercy")
 	}
-	decodeLog(&d, s)
+	decodeLog(&d, s, orig)
 	decodeWaits(&d, s)
 	pr := last[PivotRoot](&d, "pivot_root")
 	s.PivotNew, s.PivotOld = pr.New, pr.Old
