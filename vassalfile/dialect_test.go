@@ -743,3 +743,9 @@ func TestSetAgainWarns(t *testing.T) {
 		t.Fatalf("%v", f.Warnings)
 	}
 }
+
+// for splits its value at spaces only (strtok on " "), as uWSGI does.
+func TestForSplitsAtSpaces(t *testing.T) {
+	f := mustParse(t, "[uwsgi]\nfor =  a\tb   c \nenv = I=%(_)\nendfor =\n", ParseOptions{})
+	wantEnv(t, f, "I=a\tb", "I=c")
+}

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/emperor-dev/emperor/uwsgi"
 )
@@ -680,7 +679,7 @@ func (p *parser) loopItems(key, v string) ([]string, error) {
 	switch key {
 	case "for":
 		// the words of the value, split at spaces (strtok on " ")
-		if n := countFields(v); n > MaxLoopItems {
+		if n := countWords(v); n > MaxLoopItems {
 			return nil, fmt.Errorf("has %d items, over the limit of %d", n, MaxLoopItems)
 		}
 		var items []string
@@ -768,12 +767,12 @@ func (p *parser) rel(path string) string {
 	return filepath.Join(p.dir, path)
 }
 
-// countFields counts the words of v as strings.Fields would split it,
-// without allocating them.
-func countFields(v string) int {
+// countWords counts the items of a for loop, the runs of v between
+// spaces, without allocating them.
+func countWords(v string) int {
 	n, in := 0, false
-	for _, r := range v {
-		sp := unicode.IsSpace(r)
+	for i := 0; i < len(v); i++ {
+		sp := v[i] == ' '
 		if !sp && !in {
 			n++
 		}
