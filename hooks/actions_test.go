@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emperor-dev/emperor/mount"
 	"golang.org/x/sys/unix"
 )
 
@@ -419,5 +421,36 @@ func TestWaitOptions(t *testing.T) {
 	}
 	if _, err := ParseWait("wait-for-socket", "host:port", time.Second); err == nil {
 		t.Error("a bad port accepted")
+	}
+}
+
+// chown looks names up when it runs; the test chowns to its own user and
+// group, by name, which needs no privilege.
+func TestChownByName(t *testing.T) {
+	u, err := user.LookupId(strconv.Itoa(os.Getuid()))
+	if err != nil {
+		t.Skipf("no name for uid %d: %v", os.Getuid(), err)
+	}
+	g, err := user.LookupGroupId(strconv.Itoa(os.Getgid()))
+	if err != nil {
+		t.Skipf("no name for gid %d: %v", os.Getgid(), err)
+	}
+	f := t.TempDir() + "/f"
+	os.WriteFile(f, nil, 0o644)
+	if _, err := runLines(t, AsUser, nil, "chown:"+f+" "+u.Username+" "+g.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runLines(t, AsUser, nil, "chown:"+f+" no-such-user-hk "+g.Name); err == nil || !strings.Contains(err.Error(), "no-such-user-hk") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// A failed umount is a *mount.Error with the target and decoded flags.
+func TestUmountHookError(t *testing.T) {
+	d := t.TempDir() // not a mount point: EINVAL as root, EPERM otherwise
+	_, err := runLines(t, AsRoot, nil, "umount:"+d+" detach")
+	var me *mount.Error
+	if !errors.As(err, &me) || me.Op != "umount" || me.Target != d || me.Flags != "MNT_DETACH" {
+		t.Fatalf("got %v", err)
 	}
 }

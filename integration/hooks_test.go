@@ -14,6 +14,7 @@ import (
 // every phase PID 1 runs, chrooted, and checks what they left on disk:
 //   - asap, pre-jail, in-jail and post-jail run on the host's paths, before
 //     the chroot, in that order (uWSGI's order); as-root runs inside it;
+//   - hostname names the vassal's own uts namespace, not the host;
 //   - creat truncates, write/appendn/mkdir/chown2/chmod/sticky do what
 //     uWSGI's do; a symlink comes from exec:ln -s (uWSGI has no symlink
 //     action); as-user writes as the tenant;
@@ -41,6 +42,9 @@ func TestHookActionsOnDisk(t *testing.T) {
 uid = %[1]s
 gid = %[1]s
 chroot = %[2]s
+unshare = uts
+hook-asap = hostname:hk-vassal
+hook-asap = exec:hostname > %[3]s/hostname
 hook-asap = mkdir:%[3]s/made
 hook-asap = creat:%[3]s/old
 hook-asap = appendn:%[2]s/order asap
@@ -77,6 +81,12 @@ hook-as-user-atexit = appendn:/home/events as-user-atexit
 	}
 	if got := read(filepath.Join(jail, "order")); got != "asap\npre-jail\nin-jail\npost-jail\nas-root\n" {
 		t.Fatalf("phase order (as-root inside the chroot, the others before it): %q", got)
+	}
+	if got := read(filepath.Join(host, "hostname")); got != "hk-vassal\n" {
+		t.Errorf("hostname in the vassal's uts namespace: %q", got)
+	}
+	if h, _ := os.Hostname(); h == "hk-vassal" {
+		t.Errorf("the host's name changed")
 	}
 	if got := read(old); got != "" {
 		t.Errorf("creat did not truncate: %q", got)
