@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/emperor-dev/emperor/emperor"
+	"github.com/emperor-dev/emperor/hooks"
 	"github.com/emperor-dev/emperor/vassalfile"
 )
 
@@ -108,6 +110,7 @@ var corpusConstructs = map[string]string{
 	"%(_)":                   `%\(_\)`,
 	"$(ENV)":                 `\$\([A-Z_]+\)`,
 	"%%":                     `%%`,
+	"@(file)":                `@\(`,
 
 	"glusterfs-mount": `(?m)^glusterfs-mount =`,
 	"static-map":      `(?m)^static-map =`,
@@ -215,4 +218,88 @@ func TestCorpusCoversTheDialect(t *testing.T) {
 	if placeholder == "" {
 		t.Error("no corpus file defines a placeholder (a key that is no option, referenced with %(key))")
 	}
+}
+
+// TestCorpusMatchesUWSGI: the installed uWSGI 2.0 reads each corpus file
+// as we do: for every option the file sets, uWSGI's value (uwsgi --get,
+// which prints the first value of an option after the whole file is read,
+// then exits) is our first value of it, after expansion (placeholders,
+// arithmetic, magic variables, @(file), $(ENV), loops, conditions). uWSGI
+// runs in the corpus directory with the file's base name, as its Emperor
+// runs a vassal, and with the plugins the file's loaders need (the ones
+// we load for it). Files with asap hooks are left out: uWSGI runs those
+// before it answers --get.
+func TestCorpusMatchesUWSGI(t *testing.T) {
+	if _, err := exec.LookPath("uwsgi"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("uwsgi is missing (make deps installs it), and CI=true forbids skipping")
+		}
+		t.Skip("uwsgi is missing (make deps installs it)")
+	}
+	for _, path := range corpusFiles(t) {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			v, err := emperor.LoadVassal(path)
+			if err != nil {
+				t.Fatalf("%v", err)
+			}
+			if asap := v.Spec.PhaseHooks(hooks.Asap); len(asap) > 0 {
+				// Not a skip: this file is not for uWSGI to run here.
+				t.Logf("not run by uWSGI: its asap hooks (line %d) would run on this machine", asap[0].Line)
+				return
+			}
+			var args []string
+			if v.Spec.App != nil {
+				for _, l := range v.Spec.App.Lines {
+					if l.Line == 0 && (l.Key == "plugin" || l.Key == "plugins") {
+						args = append(args, "--plugin", l.Value)
+					}
+				}
+			}
+			args = append(args, "--ini", filepath.Base(path))
+			var keys []string
+			want := map[string]string{}
+			for _, e := range v.File.Entries {
+				k := e.Key
+				if e.As != "" {
+					k = e.As
+				}
+				if _, seen := want[k]; !seen {
+					keys = append(keys, k)
+					want[k] = e.Value
+				}
+			}
+			for _, k := range keys {
+				args = append(args, "--get", k)
+			}
+			cmd := exec.Command("uwsgi", args...)
+			cmd.Dir = filepath.Dir(path)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("uwsgi %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+			if len(got) != len(keys) {
+				t.Fatalf("uwsgi printed %d values for %d options:\n%s\nwant the values of %v", len(got), len(keys), out, keys)
+			}
+			for i, k := range keys {
+				if !sameValue(k, got[i], want[k]) {
+					t.Errorf("%s: uWSGI reads %q, we read %q", k, got[i], want[k])
+				}
+			}
+		})
+	}
+}
+
+// sameValue compares the value of option k as uWSGI prints it with ours. A
+// bare flag is "1" or "true" in one and "" in the other. uWSGI's cron2
+// handler cuts its value in place at the space after KEY=VALUE,...
+// (core/cron.c), and --get prints what is left.
+func sameValue(k, uwsgi, ours string) bool {
+	truth := map[string]bool{"": true, "1": true, "true": true}
+	if k == "cron2" {
+		if kv, _, ok := strings.Cut(ours, " "); ok && strings.Contains(kv, "=") {
+			ours = kv
+		}
+	}
+	return uwsgi == ours || (truth[uwsgi] && truth[ours])
 }
