@@ -3,6 +3,7 @@ package vassal
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -137,4 +138,58 @@ func TestStatsBadAddress(t *testing.T) {
 		t.Fatalf("%+v", m)
 	}
 	readStats(t, "unix", sock)
+}
+
+// With an app, stats belongs to uWSGI: its stats server answers with its
+// own document (the master's workers), and PID 1 opens nothing.
+func TestStatsGoesToUWSGIWithAnApp(t *testing.T) {
+	haveUWSGI(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "one.py"), []byte(fmt.Sprintf(testWSGI, "one")), 0o644)
+	port, sport := freeTCPPort(t), freeTCPPort(t)
+	p := startPID1(t, fmt.Sprintf("[uwsgi]\nchdir = %s\nhttp-socket = 127.0.0.1:%d\nmodule = one:application\nmaster = true\nprocesses = 2\nstats = 127.0.0.1:%d\nstats-http = true\n", dir, port, sport))
+	if strings.Contains(p.log.String(), "stats server listening") {
+		t.Fatal("PID 1 opened a stats server beside uWSGI's")
+	}
+	// uWSGI's master binds it in its loop, which may come after worker 1
+	// accepts (the vassal's readiness): wait for the socket to accept.
+	deadline := time.Now().Add(hang)
+	for {
+		c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", sport))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("uWSGI's stats server does not accept: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := (&http.Client{Timeout: hang}).Get(fmt.Sprintf("http://127.0.0.1:%d/", sport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var doc struct {
+		Version string           `json:"version"`
+		Workers []map[string]any `json:"workers"`
+		Vassal  *string          `json:"vassal"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	if !strings.HasPrefix(doc.Version, "2.0") || len(doc.Workers) != 2 || doc.Vassal != nil {
+		t.Fatalf("not uWSGI's stats: %s", body)
+	}
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
