@@ -34,6 +34,9 @@ LP=$LP WORKDIR=$WORKDIR bash scripts/bench-hung.sh uwsgi 2 15s > "$WORKDIR/hung-
 echo "== restart policy: fuse-zip killed 5 times 3 s apart; a vassal failing at start" >&2
 LP=$LP EMPEROR_BIN=$ROOT/bin/emperor bash scripts/bench-restart.sh > "$WORKDIR/restart.md" 2>"$WORKDIR/restart.err" \
   || { echo "(restart policy benchmark failed: $(tail -3 "$WORKDIR/restart.err"))" > "$WORKDIR/restart.md"; }
+echo "== app server: a PSGI hello app, spawn and graceful reload under load, beside the uWSGI Emperor" >&2
+LP=$LP EMPEROR_BIN=$ROOT/bin/emperor bash scripts/bench-app.sh > "$WORKDIR/app.md" 2>"$WORKDIR/app.err" \
+  || { echo "(app server benchmark failed: $(tail -3 "$WORKDIR/app.err"))" > "$WORKDIR/app.md"; }
 echo "== static files from GlusterFS (anchors setup.sh + static.sh)" >&2
 ANCHOR_COPY=$WORKDIR/anchors EMPEROR_BIN=$ROOT/bin/emperor WORKDIR=$WORKDIR bash scripts/bench-static.sh > "$WORKDIR/static.md" 2>"$WORKDIR/static.err" \
   || { echo "(static files benchmark failed: $(tail -3 "$WORKDIR/static.err"))" > "$WORKDIR/static.md"; }
@@ -100,6 +103,8 @@ echo "| uWSGI, emperor-freq 1 | ${uhung#HUNG } |"
 echo
 cat "$WORKDIR/restart.md"
 echo
+cat "$WORKDIR/app.md"
+echo
 echo "### $SCALE trivial vassals (emperor.sh phase B)"
 echo
 echo "| figure | ours | uWSGI, emperor-freq 1 | uWSGI / ours |"
@@ -138,6 +143,9 @@ echo; echo '```'; grep -vE '^\s+log:' "$O"; echo '```'; echo "</details>"
 echo
 echo "<details><summary>emperor.sh, uWSGI</summary>"
 echo; echo '```'; grep -vE '^\s+log:' "$U"; echo '```'; echo "</details>"
+echo
+echo "<details><summary>app server (bench-app.sh)</summary>"
+echo; echo '```'; grep -vE '^(go: |== )' "$WORKDIR/app.err"; echo '```'; echo "</details>"
 echo
 echo "<details><summary>hung FUSE daemon</summary>"
 echo; echo '```'; cat "$WORKDIR/hung-ours.out" "$WORKDIR/hung-uwsgi.out"; echo '```'; echo "</details>"
