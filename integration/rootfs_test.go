@@ -26,7 +26,7 @@ const (
 	seedUFS      = "/ufs"
 	seedUser     = "user001"
 	seedURL      = "http://127.0.0.1:9090"
-	seedMarker   = ".emperor-seed003-test"
+	seedMarker   = "trusted.emperor-seed003-test" // an xattr: /ufs must stay empty for FUSE
 	seedAppWrite = "/tmp/written-by-app"
 )
 
@@ -77,12 +77,12 @@ func seedRootfs(t *testing.T) string {
 // seedDir creates dir (one of the tutorial's fixed top-level paths) for the
 // test and removes it at the end. A dir this test did not create is never
 // touched: the test fails and names it. One that an earlier, interrupted
-// run of this test left (it holds the marker) is removed first, unless
-// something is still mounted on it.
+// run of this test left (it has the marker, an extended attribute) is
+// removed first, unless something is still mounted on it.
 func seedDir(t *testing.T, dir string) {
 	t.Helper()
 	if _, err := os.Lstat(dir); err == nil {
-		if _, err := os.Stat(filepath.Join(dir, seedMarker)); err != nil {
+		if _, err := syscall.Getxattr(dir, seedMarker, nil); err != nil {
 			t.Fatalf("%s exists and this test did not create it; seed 003's vassal uses that path verbatim: move it away to run the test", dir)
 		}
 		if pids := mountSeenAnywhere(dir); len(pids) > 0 {
@@ -104,8 +104,8 @@ func seedDir(t *testing.T, dir string) {
 			t.Errorf("remove %s: %v", dir, err)
 		}
 	})
-	if err := os.WriteFile(filepath.Join(dir, seedMarker), []byte("created by integration/rootfs_test.go\n"), 0o644); err != nil {
-		t.Fatal(err)
+	if err := syscall.Setxattr(dir, seedMarker, []byte("integration/rootfs_test.go"), 0); err != nil {
+		t.Fatalf("mark %s as this test's: %v", dir, err)
 	}
 }
 
@@ -219,12 +219,12 @@ func TestSeed003CowRootfs(t *testing.T) {
 			t.Fatalf("uwsgi pid %d runs as uid %d, not %s's %d", pid, p.uid, seedUser, uid)
 		}
 		// Its root is the union: it has the rootfs's app, and not the
-		// marker of the host's /ns.
+		// host's /ns/precise.
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d/root/var/www/myapp.pl", pid)); err != nil {
 			t.Fatalf("uwsgi pid %d does not see the rootfs: %v", pid, err)
 		}
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d/root/%s", pid, seedMarker)); err == nil {
-			t.Fatalf("uwsgi pid %d runs in the host's /ns, not in the union", pid)
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/root%s", pid, precise)); err == nil {
+			t.Fatalf("uwsgi pid %d reaches the host's %s: it is not jailed in the union", pid, precise)
 		}
 		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/root/.old_root", pid))
 		if err != nil || len(ents) != 0 {
