@@ -106,7 +106,8 @@ measure() {
   for i in $(seq 1 "$REPS"); do
     port=$((base + i))
     vassal "$port" > "$W/stage/s$i.ini"
-    sleep "$(awk -v r="$RANDOM$RANDOM" -v f="$freq" 'BEGIN{printf "%.3f", 0.3 + (r % (f * 1000)) / 1000}')"
+    # ours has no scan phase: its pause spans 1 s like uWSGI's fastest scan
+    sleep "$(awk -v r="$RANDOM$RANDOM" -v f="$freq" 'BEGIN{ if (f < 1) f = 1; printf "%.3f", 0.3 + (r % (f * 1000)) / 1000}')"
     r=$("$LP" spawn -rename "$W/stage/s$i.ini:$vd/s$i.ini" -url "http://127.0.0.1:$port/" -interval 10ms -timeout 60s)
     echo "$tag spawn $i: $r" >&2
     [ "$(kv ok "$r")" = true ] && kv ms "$r" >> "$W/$tag.spawn"
@@ -125,6 +126,7 @@ measure() {
   stop_emperor "$STOPSIG"
 }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== bench-app: this emperor" >&2
 measure ours 0 19700
 for f in $UWSGI_FREQS; do
@@ -140,6 +142,7 @@ for i in $(seq 1 "$REPS"); do
   [ "$(kv ok "$r")" = true ] && kv ms "$r" >> "$W/alone.spawn"
 done
 
+LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---------------------------------------------------------------- report
 best=""; for f in $UWSGI_FREQS; do best=$f; done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || b+0==0) print "-"; else printf "%.2f×", a/b }'; }
@@ -155,7 +158,7 @@ reload_sum() {
 os=$(stats < "$W/ours-0.spawn"); as=$(stats < "$W/alone.spawn")
 echo "### App server: a PSGI hello app under both emperors (scripts/bench-app.sh, issue 8)"
 echo
-echo "Run of $(date -u +%Y-%m-%dT%H:%MZ). uWSGI $(uwsgi --version), its psgi plugin; the same vassal file for both (\`plugin = psgi\`, \`master = true\`, \`processes = 2\`, \`http-socket\`, \`psgi = hello.pl\`), under \`emperor-use-clone = fs,pid\`. Ours runs uWSGI's app server as the child of the vassal's PID 1; uWSGI runs it as the vassal. ms as min / median / max of $REPS spawns."
+echo "Run of $(date -u +%Y-%m-%dT%H:%MZ). uWSGI $(uwsgi --version), its psgi plugin; the same vassal file for both (\`plugin = psgi\`, \`master = true\`, \`processes = 2\`, \`http-socket\`, \`psgi = hello.pl\`), under \`emperor-use-clone = fs,pid\`; load average $LOAD0 before, $LOAD1 after ($(nproc) cores). Ours runs uWSGI's app server as the child of the vassal's PID 1; uWSGI runs it as the vassal. ms as min / median / max of $REPS spawns."
 echo
 echo "| spawn: file renamed in → first HTTP 200 (ms) | figure | ours / it |"
 echo "| --- | --- | --- |"
