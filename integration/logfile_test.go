@@ -140,3 +140,47 @@ func TestLogtoRefusesSymlink(t *testing.T) {
 		t.Errorf("the symlink's target was written: %q", b)
 	}
 }
+
+// As root, a symlink on the directory path of logto is followed only when
+// root controls it: one the tenant owns (in a directory the tenant can
+// write) fails the vassal and nothing is created where it points; one root
+// owns in a root-only directory is followed.
+func TestLogtoDirectorySymlinks(t *testing.T) {
+	e := startEmperor(t)
+	uid, gid := nobodyIDs(t)
+	d := publicDir(t)
+	secret, real := filepath.Join(d, "secret"), filepath.Join(d, "real")
+	tenant := filepath.Join(d, "tenant")
+	for _, dir := range []string{secret, real, tenant} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(tenant, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	// The tenant's link to a directory of root's.
+	if err := os.Symlink(secret, filepath.Join(tenant, "logs")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(filepath.Join(tenant, "logs"), uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	// Root's own link, in root's 0755 directory.
+	if err := os.Symlink(real, filepath.Join(d, "current")); err != nil {
+		t.Fatal(err)
+	}
+	e.install("badlink", "[uwsgi]\nuid = nobody\ngid = nogroup\nlogto = "+filepath.Join(tenant, "logs", "v.log")+"\nattach-daemon = exec sleep 1000\n")
+	e.install("goodlink", "[uwsgi]\nuid = nobody\ngid = nogroup\nlogto = "+filepath.Join(d, "current", "v.log")+"\nattach-daemon = exec sleep 1000\n")
+	waitFor(t, time.Minute, "badlink to fail on the tenant's symlink", func() bool {
+		v, ok := e.vassal("badlink")
+		return ok && strings.Contains(v.LastExit, "a symlink that root does not control")
+	})
+	e.waitState("goodlink", "running", time.Minute)
+	if _, err := os.Stat(filepath.Join(secret, "v.log")); err == nil {
+		t.Errorf("root created a file through the tenant's symlink")
+	}
+	if !fileHas(filepath.Join(real, "v.log"), "vassal log file opened") {
+		t.Errorf("root's own symlink was not followed")
+	}
+}

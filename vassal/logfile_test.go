@@ -206,3 +206,26 @@ func TestStrftime(t *testing.T) {
 		t.Errorf("ctime form: %q", got)
 	}
 }
+
+// A file that fails every write (a full disk: /dev/full says ENOSPC) loses
+// the lines, never blocks whoever logs, and is reported to the emperor's
+// log once, not once per line.
+func TestLogWriteErrorsReportedOnce(t *testing.T) {
+	f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	dir, err := os.Open(os.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bytes.Buffer
+	w := newLogWriter("/dev/full", dir, "full", f, logConfig{}, slog.New(slog.NewTextHandler(&rep, nil)))
+	for i := 0; i < 100; i++ {
+		w.enqueue([]byte("a line\n"))
+	}
+	w.close(time.Minute)
+	if n := strings.Count(rep.String(), "lines are lost"); n != 1 || !strings.Contains(rep.String(), "no space left on device") {
+		t.Errorf("%d reports, want 1 naming ENOSPC:\n%s", n, rep.String())
+	}
+}
