@@ -35,6 +35,18 @@ func TestSuggestTypos(t *testing.T) {
 		"set-placholder":       "set-placeholder",
 		"hook-timout":          "hook-timeout",
 		"mountpoint-check-tmo": "",
+		// uWSGI's own options (the catalog) are suggested too
+		"proccesses":    "processes",
+		"harakri":       "harakiri",
+		"chmod-sockt":   "chmod-socket",
+		"wsgi-flie":     "wsgi-file",
+		"modul":         "module",
+		"uwsgi-sockte":  "uwsgi-socket",
+		"socke":         "socket",
+		"touch-relaod":  "touch-reload",
+		"hook-pre-ap":   "hook-pre-app",
+		"exec-post-ap":  "exec-post-app",
+		"hook-acepting": "hook-accepting",
 	} {
 		if got := suggest(typo); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", typo, got, want)
