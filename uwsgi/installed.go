@@ -27,8 +27,11 @@ var (
 	PluginDir = "/usr/lib/uwsgi/plugins"
 )
 
-// HelpTimeout bounds one `uwsgi --help` (it takes about 0.3 s).
-var HelpTimeout = 30 * time.Second
+// HelpTimeout bounds one `uwsgi --help` (it takes about 0.3 s). It is
+// below the emperor's bound on checking a whole file
+// (emperor.DefaultCheckTimeout, 10 s), so that a uwsgi that hangs is
+// reported as such, not as a file whose check hangs.
+var HelpTimeout = 5 * time.Second
 
 // ErrNotInstalled is Installed's error when there is no uwsgi to ask.
 var ErrNotInstalled = errors.New("uWSGI is not installed")

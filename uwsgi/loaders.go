@@ -2,6 +2,7 @@ package uwsgi
 
 import (
 	"path"
+	"sort"
 	"strings"
 )
 
@@ -134,3 +135,20 @@ func AsksForApp(name string) bool {
 // HTTP router), as opposed to http-socket, which our file server serves
 // too.
 func ServesOnlyApps(name string) bool { return appServerOnly[name] }
+
+// Loaders returns every loader option of the table, sorted by plugin and
+// option (the php plugin's: every php-* option, which this does not list).
+func Loaders() []Loader {
+	out := make([]Loader, 0, len(loaders))
+	for name := range loaders {
+		ld, _ := LoaderOf(name)
+		out = append(out, ld)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Plugin != out[j].Plugin {
+			return out[i].Plugin < out[j].Plugin
+		}
+		return out[i].Option < out[j].Option
+	})
+	return out
+}

@@ -159,7 +159,7 @@ func init() {
 			Doc:   "Requests in flight at once, and with them concurrent libgfapi calls (each blocking cgo call pins an OS thread). More wait, up to glusterfs-timeout, then get 503.",
 			UWSGI: "Goroutines, not OS threads per worker; the default is 64, not 1."},
 		&Option{Name: "glusterfs-mount", Scope: ScopeVassal, Kind: KindString, List: true, Parse: parseGlusterMount, Default: "(none)",
-			Doc:   "mountpoint=/PREFIX,volume=NAME,server=HOST:PORT;HOST:PORT (or servers=, or volfile=PATH). Serves a GlusterFS volume through libgfapi under the URL prefix. Port 0 is 24007; a server without a colon is a unix socket. Every server is given to libgfapi before one glfs_init, which runs in the background with retry (503 until connected).",
+			Doc:   "mountpoint=/PREFIX,volume=NAME,server=HOST:PORT;HOST:PORT (or servers=, or volfile=PATH). Serves a GlusterFS volume through libgfapi under the URL prefix. Port 0 is 24007; a server without a colon is a unix socket. Every server is given to libgfapi before one glfs_init, which runs in the background with retry (503 until connected). Not in a vassal that runs an app (an error: uWSGI's app server owns http-socket there; see docs/uwsgi.md).",
 			UWSGI: "Mounts are chosen by the longest URL prefix, no SCRIPT_NAME needed; failover order fixed; Range, conditional requests, directories and 405 done right."},
 		&Option{Name: "glusterfs-timeout", Scope: ScopeVassal, Kind: KindSeconds, Min: time.Millisecond, Max: time.Hour, Default: "10",
 			Doc:   "Longest time a request waits on the volume (or for a free thread): past it, 503.",

@@ -18,8 +18,16 @@ func MarkdownReference() string {
 		scope Scope
 	}{{"Vassal file options", ScopeVassal}, {"Emperor config options (--config)", ScopeEmperor}} {
 		fmt.Fprintf(&b, "\n## %s\n\n", sc.title)
-		b.WriteString("| option | type | default | meaning | restart on change | difference from uWSGI |\n")
-		b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
+		if sc.scope == ScopeVassal {
+			b.WriteString("The owner column says who acts on a line (docs/uwsgi.md): **ours** always; **shared** ours in a vassal without an app, and handed to uWSGI's app server, with its uWSGI meaning, in a vassal that runs one.\n\n")
+		}
+		if sc.scope == ScopeVassal {
+			b.WriteString("| option | owner | type | default | meaning | restart on change | difference from uWSGI |\n")
+			b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
+		} else {
+			b.WriteString("| option | type | default | meaning | restart on change | difference from uWSGI |\n")
+			b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
+		}
 		for _, o := range Options() {
 			if o.Scope&sc.scope == 0 || o.Kind == KindIgnored || o.Owner == OwnerApp {
 				continue
@@ -48,7 +56,15 @@ func MarkdownReference() string {
 			if sc.scope == ScopeEmperor {
 				restart = "-"
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", name, kind, esc(o.Default), esc(o.Doc), restart, esc(o.UWSGI))
+			owner := ""
+			switch {
+			case sc.scope == ScopeEmperor:
+			case o.Owner == OwnerShared:
+				owner = " shared |"
+			default:
+				owner = " ours |"
+			}
+			fmt.Fprintf(&b, "| %s |%s %s | %s | %s | %s | %s |\n", name, owner, kind, esc(o.Default), esc(o.Doc), restart, esc(o.UWSGI))
 		}
 	}
 	b.WriteString("\n## uWSGI's options\n\n")
@@ -64,6 +80,34 @@ func MarkdownReference() string {
 		}
 	}
 	b.WriteString(strings.Join(app, ", ") + ".\n")
+	b.WriteString("\nThe language loaders, which make a vassal run uWSGI's app server, and the plugin each needs (loaded for the file when no plugin line names it), with the Debian package that ships it:\n\n")
+	b.WriteString("| loader options | plugin | Debian package |\n| --- | --- | --- |\n")
+	byPlugin := map[string][]string{}
+	var plugins []string
+	for _, ld := range uwsgi.Loaders() {
+		if ld.Option == "mount" || ld.Option == "worker-mount" {
+			continue
+		}
+		if _, ok := byPlugin[ld.Plugin]; !ok {
+			plugins = append(plugins, ld.Plugin)
+		}
+		byPlugin[ld.Plugin] = append(byPlugin[ld.Plugin], "`"+ld.Option+"`")
+	}
+	byPlugin["php"] = []string{"every `php-*` option (`php-docroot`, `php-index`, `php-app`...)"}
+	plugins = append(plugins, "php")
+	sort.Strings(plugins)
+	for _, p := range plugins {
+		pkg, _ := uwsgi.PackageOf(p)
+		opts := strings.Join(byPlugin[p], ", ")
+		if p == "python3" {
+			opts += " (and the core's `mount`, `worker-mount`: the plugin of the app's file type, .pl psgi, .ru rack, .lua lua, .php php, else python3)"
+		}
+		pkgs := "`" + pkg + "`"
+		if p == "lua" {
+			pkgs += " (or `uwsgi-plugin-lua5.2`, `uwsgi-plugin-luajit`)"
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s |\n", opts, p, pkgs)
+	}
 	b.WriteString("\nThe hook phases uWSGI's app server runs are uWSGI's too, checked as uWSGI " + uwsgi.Version + " runs them, and an error in a vassal without an app (see docs/hooks.md): " + strings.Join(appHooks, ", ") + ".\n")
 	var ign []string
 	for _, o := range Options() {
