@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // envOf returns the values of the env options of f.
@@ -689,6 +690,14 @@ env = R=%(%n_root)
 	if len(d) != 1 || d[0].Line != 3 {
 		t.Fatalf("%v", err)
 	}
+	// a name made of expansions only does not make every key a placeholder:
+	// the typo is still caught, and set-placeholder declares such names
+	_, err = parse(t, "[uwsgi]\nfor = a\nenv = X=%(%(_))\nendfor =\nchdri = /x\n", ParseOptions{})
+	if d = diags(t, err); len(d) != 2 || d[1].Line != 5 || !strings.Contains(d[1].Message, `did you mean "chdir"`) {
+		t.Fatalf("%v", err)
+	}
+	f = mustParse(t, "[uwsgi]\nset-ph = a=1\nfor = a\nenv = X=%(%(_))\nendfor =\n", ParseOptions{})
+	wantEnv(t, f, "X=1")
 	deep := "[uwsgi]\nenv = A=" + strings.Repeat("%(", 5000) + strings.Repeat(")", 5000) + "\n"
 	if _, err := parse(t, deep, ParseOptions{}); err == nil || !strings.Contains(err.Error(), "nest more than") {
 		t.Fatalf("%v", err)
@@ -748,4 +757,27 @@ func TestSetAgainWarns(t *testing.T) {
 func TestForSplitsAtSpaces(t *testing.T) {
 	f := mustParse(t, "[uwsgi]\nfor =  a\tb   c \nenv = I=%(_)\nendfor =\n", ParseOptions{})
 	wantEnv(t, f, "I=a\tb", "I=c")
+}
+
+// The pre-scan of references is linear: a value of 500000 nested %( of a
+// 1 MiB file is read at once, not in quadratic time.
+func TestNestedReferencesAreLinear(t *testing.T) {
+	for _, v := range []string{
+		strings.Repeat("%(", 250000) + strings.Repeat(")", 250000),
+		strings.Repeat("%(a ", 200000) + strings.Repeat(")", 200000),
+		strings.Repeat("%(", 500000),
+		strings.Repeat(strings.Repeat("%(", 256)+strings.Repeat(")", 256), 1000),
+		strings.Repeat(strings.Repeat("%(x ", 200)+strings.Repeat(")", 200), 1000),
+	} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			parse(t, "[uwsgi]\nenv = A="+v+"\n", ParseOptions{})
+		}()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatalf("parse of %d nested references did not finish", strings.Count(v, "%("))
+		}
+	}
 }

@@ -398,6 +398,11 @@ func (sc *scan) refer(name string) {
 		}
 	}
 	pat := b.String()
+	if len(pat) < len("*")+2 {
+		// a name that is almost all expansion, %(%(_)): taking it as a
+		// pattern would make every key a placeholder and hide typos
+		return
+	}
 	if _, ok := sc.patterns[pat]; !ok && len(sc.patterns) < maxPatterns {
 		sc.patterns[pat] = strings.Split(pat, "*")
 	}
@@ -445,34 +450,60 @@ func prescan(lines []rawLine) scan {
 // references records the names that the %(...) of v refer to: the name,
 // or the names among the tokens of an arithmetic %(a + b).
 func (sc *scan) references(v string) {
-	for i := 0; i+1 < len(v); i++ {
-		if v[i] != '%' {
-			continue
-		}
-		if v[i+1] != '(' {
-			i++ // %% and the other magic variables
-			continue
-		}
-		end := closing(v, i+1)
-		if end < 0 {
-			return
-		}
-		inner := v[i+2 : end]
-		if !strings.Contains(inner, " ") {
-			sc.refer(inner)
-			continue
-		}
-		for _, tok := range strings.Split(inner, " ") {
-			switch tok {
-			case "", "_", "+", "-", "*", "/", "++", "--":
-			default:
-				if !isNumber(tok) {
-					sc.refer(tok)
+	if !strings.Contains(v, "%(") {
+		return
+	}
+	// one pass with a stack of the open parentheses: each %(...) is read
+	// when its ')' closes it (as closing pairs them)
+	var open []int // index of each '(' not yet closed, -1 for one not after a %
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '%':
+			if i+1 < len(v) && v[i+1] != '(' {
+				i++ // %% and the other magic variables
+			}
+		case '(':
+			if i > 0 && v[i-1] == '%' {
+				open = append(open, i)
+			} else {
+				open = append(open, -1)
+			}
+		case ')':
+			if n := len(open); n > 0 {
+				if o := open[n-1]; o >= 0 {
+					sc.refersIn(v[o+1 : i])
 				}
+				open = open[:n-1]
 			}
 		}
 	}
 }
+
+// refersIn records the names of the text inside one %(...): the name, or
+// the names among the tokens of an arithmetic %(a + b).
+func (sc *scan) refersIn(inner string) {
+	if len(inner) > maxRefName {
+		return // no key is that long (and this keeps nested references linear)
+	}
+	if !strings.Contains(inner, " ") {
+		sc.refer(inner)
+		return
+	}
+	for inner != "" {
+		tok, rest, _ := strings.Cut(inner, " ")
+		inner = rest
+		switch tok {
+		case "", "_", "+", "-", "*", "/", "++", "--":
+		default:
+			if !isNumber(tok) {
+				sc.refer(tok)
+			}
+		}
+	}
+}
+
+// maxRefName bounds the text of a %(...) the pre-scan reads for names.
+const maxRefName = 256
 
 // closing returns the index of the ')' that closes the '(' at open,
 // counting nested parentheses as uWSGI's config passes do, or -1.
