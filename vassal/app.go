@@ -571,6 +571,9 @@ func (h *readyHandler) Handle(ctx context.Context, r slog.Record) error {
 		// app server's output (outputCtx: the log file only).
 		return h.Handler.Handle(context.Background(), nr)
 	}
+	if strings.Contains(r.Message, h.token) {
+		return nil // uWSGI's "running "log:TOKEN" (accepting1)...": our hook, not the tenant's
+	}
 	return h.Handler.Handle(ctx, r)
 }
 

@@ -424,3 +424,55 @@ func TestAppSockOpts(t *testing.T) {
 		t.Errorf("TCP_DEFER_ACCEPT = %d, %v", v, err)
 	}
 }
+
+// PID 1 itself, with a vassal file that asks for an app: it is ready only
+// once uWSGI accepts (the first request after the ready message is
+// answered), and SIGQUIT stops it as SIGINT does in uWSGI 2.0 (the Go
+// runtime's default for SIGQUIT is a goroutine dump and exit 2), leaving no
+// app server process.
+func TestPID1AppServerSIGQUIT(t *testing.T) {
+	haveUWSGI(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "one.py"), []byte(fmt.Sprintf(testWSGI, "one")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	p := startPID1(t, fmt.Sprintf("[uwsgi]\nchdir = %s\nhttp-socket = 127.0.0.1:%d\nmodule = one:application\nmaster = true\nprocesses = 2\n", dir, port))
+	resp, err := testClient.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "one" {
+		t.Fatalf("GET: %q", body)
+	}
+	master := 0
+	for _, k := range childrenOf(p.pid) {
+		master = k
+	}
+	if master == 0 {
+		t.Fatal("no app server under PID 1")
+	}
+	if err := syscall.Kill(p.pid, syscall.SIGQUIT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(hang):
+		t.Fatal("the vassal did not stop")
+	}
+	if !p.status.Exited() || p.status.ExitStatus() != 0 || !strings.Contains(p.log.String(), "app server stopped") {
+		t.Fatalf("the vassal ended with %v, want a clean stop with the app server stopped; log:\n%s", p.status, p.log.String())
+	}
+	for deadline := time.Now().Add(hang); pidAlive(master); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("app server master %d still there", master)
+		}
+	}
+}
