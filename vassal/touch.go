@@ -115,7 +115,7 @@ func (w *touchWatcher) Apply(old, new *config) error { return w.set(new) }
 // reload is reported (the wait is bounded by touchStopWait: the lookups
 // may hang on a mount, and PID 1 goes on then).
 func (w *touchWatcher) set(c *config) error {
-	entries := touchEntries(c.spec)
+	entries := touchEntries(c.spec, w.v.log)
 	w.mu.Lock()
 	w.proc, w.mercy = w.v.newProc(c, nil), w.v.mercyFor(c.spec)
 	if w.fd == nil {
@@ -150,13 +150,21 @@ func (w *touchWatcher) set(c *config) error {
 	return nil
 }
 
-// touchEntries lists spec's touch lines with absolute paths.
-func touchEntries(s *vassalfile.Spec) []*touchEntry {
+// touchEntries lists spec's touch lines with absolute paths. A reload
+// line that names the vassal file itself (touch-reload = %p, a uWSGI idiom
+// outside an emperor) is left out when the vassal has no jail: the emperor
+// reloads the vassal when its file changes already, and a second request
+// would reload it twice.
+func touchEntries(s *vassalfile.Spec, log *slog.Logger) []*touchEntry {
 	var out []*touchEntry
 	for _, t := range s.Touches {
 		abs := t.Path
 		if !filepath.IsAbs(abs) {
 			abs = filepath.Join(workdirOf(s), abs)
+		}
+		if abs == s.Path && s.Chroot == "" && s.PivotNew == "" && t.Action != "touch-exec" && t.Action != "touch-logreopen" && t.Action != "touch-logrotate" {
+			log.Info("not watching the vassal file itself: the emperor reloads the vassal when it changes", t.Action, t.Path, "line", t.Line)
+			continue
 		}
 		out = append(out, &touchEntry{t: t, abs: abs})
 	}

@@ -158,8 +158,17 @@ func TestTouchReloadManyFiles(t *testing.T) {
 	}
 	h.expect("touch-reload " + a)
 
-	entries := touchEntries(&vassalfile.Spec{Chdir: "/srv/app", Touches: []vassalfile.Touch{{Path: "tmp/reload"}}})
+	entries := touchEntries(&vassalfile.Spec{Chdir: "/srv/app", Touches: []vassalfile.Touch{{Path: "tmp/reload"}}}, slog.New(slog.DiscardHandler))
 	if entries[0].abs != "/srv/app/tmp/reload" {
 		t.Errorf("relative path resolved to %s", entries[0].abs)
+	}
+	// touch-reload = %p: the emperor watches the vassal file already,
+	// unless a jail makes the path another file.
+	self := []vassalfile.Touch{{Action: "touch-reload", Path: "/v/a.ini"}, {Action: "touch-exec", Path: "/v/a.ini", Arg: "true"}}
+	if e := touchEntries(&vassalfile.Spec{Path: "/v/a.ini", Touches: self}, slog.New(slog.DiscardHandler)); len(e) != 1 || e[0].t.Action != "touch-exec" {
+		t.Errorf("without a jail: %d entries, want only touch-exec", len(e))
+	}
+	if e := touchEntries(&vassalfile.Spec{Path: "/v/a.ini", Chroot: "/jail", Touches: self}, slog.New(slog.DiscardHandler)); len(e) != 2 {
+		t.Errorf("in a jail: %d entries, want both", len(e))
 	}
 }
