@@ -144,6 +144,8 @@ var corpusConstructs = map[string]string{
 	"stats":                `(?m)^stats =`,
 	"stats-http":           `(?m)^stats-http =`,
 	"touch-reload":         `(?m)^touch-reload =`,
+	"touch-logreopen":      `(?m)^touch-logreopen =`,
+	"touch-exec":           `(?m)^touch-exec =`,
 	"cron":                 `(?m)^cron =`,
 	"cron -N field":        `(?m)^cron = -[0-9]+ `,
 	"cron2":                `(?m)^cron2 = [a-z]+=`,
