@@ -866,7 +866,6 @@ func (r *appRun) supervise(first chan<- error) {
 			deadline = nil
 
 		case ws := <-exit:
-			killProcessGroup(pid, syscall.SIGKILL) // what it left in its group
 			r.setPid(0)
 			oldPid := pid
 			pid, exit = 0, nil
@@ -876,11 +875,19 @@ func (r *appRun) supervise(first chan<- error) {
 			r.mu.Unlock()
 			wasStarting := starting
 			starting, deadline = false, nil
+			reloadExit := !timedOut && ws.Exited() && (ws.ExitStatus() == uwsgiReloadCode || (expected && ws.ExitStatus() == uwsgiEndCode))
+			if reloadExit {
+				// The other workers of a uWSGI without master (processes
+				// > 1) finish their requests in flight and exit too.
+				killProcessGroup(oldPid, syscall.SIGHUP)
+			} else {
+				killProcessGroup(oldPid, syscall.SIGKILL) // what it left in its group
+			}
 			var err error
 			switch {
 			case timedOut:
 				err = &AppStartError{Pid: oldPid, Err: fmt.Errorf("not accepting connections after %v", appReadyTimeout)}
-			case ws.Exited() && (ws.ExitStatus() == uwsgiReloadCode || (expected && ws.ExitStatus() == uwsgiEndCode)):
+			case reloadExit:
 				// Reloading without a master: start it again at once.
 				r.log.Info("app server exited to reload", "pid", oldPid, "status", reexec.DescribeStatus(ws))
 				if err = start(); err == nil {

@@ -290,12 +290,19 @@ func TestAppServerSingleProcessReloads(t *testing.T) {
 	testAppReload(t, false)
 }
 
-func testAppReload(t *testing.T, master bool) {
+// Without a master and with 2 processes, the other worker finishes its
+// request and exits too: no old code serves after the reload.
+func TestAppServerPreforkReloads(t *testing.T) {
+	testAppReload(t, false, "processes=2")
+}
+
+func testAppReload(t *testing.T, master bool, more ...string) {
 	ta := newTestApp(t)
 	extra := []string{"module=one:application"}
 	if master {
 		extra = append(extra, "master=true", "processes=2")
 	}
+	extra = append(extra, more...)
 	if err := ta.start(ta.config(extra...)); err != nil {
 		t.Fatal(err)
 	}
@@ -322,8 +329,10 @@ func testAppReload(t *testing.T, master bool) {
 	if failed.Load() != 0 {
 		t.Fatalf("%d of %d requests failed during the reload", failed.Load(), failed.Load()+ok.Load())
 	}
-	if body, err := ta.get(); err != nil || body != "two" {
-		t.Fatalf("after reload GET: %q, %v", body, err)
+	for i := 0; i < 20; i++ {
+		if body, err := ta.get(); err != nil || body != "two" {
+			t.Fatalf("after reload GET %d: %q, %v", i, body, err)
+		}
 	}
 	if master && ta.pid() != pid {
 		t.Errorf("master pid %d -> %d: a master reloads in place", pid, ta.pid())
