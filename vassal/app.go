@@ -395,7 +395,15 @@ func appArgv(bin string, safe []int, token string, mercy time.Duration, needApp 
 	secs := strconv.Itoa(int((mercy + time.Second - 1) / time.Second))
 	argv = append(argv,
 		"--hook-accepting1", "log:"+token,
-		"--reload-mercy", secs, "--worker-reload-mercy", secs)
+		"--reload-mercy", secs, "--worker-reload-mercy", secs,
+		// no-orphans: each worker asks the kernel for SIGKILL when its
+		// master dies (PR_SET_PDEATHSIG, core/uwsgi.c). Without it a
+		// master killed outright (the emperor's SIGKILL of a vassal with
+		// no PID namespace, the OOM killer) leaves its workers running
+		// with no one to supervise them; they spin at full CPU on the
+		// socket they share. PID 1 starts a new master anyway, so a
+		// worker has no use once its master is gone.
+		"--no-orphans")
 	if needApp {
 		argv = append(argv, "--need-app")
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emperor-dev/emperor/procstat"
 	"github.com/emperor-dev/emperor/restart"
 	"github.com/emperor-dev/emperor/vassalfile"
 	"golang.org/x/sys/unix"
@@ -92,7 +93,7 @@ func TestAppFilesNamesSockets(t *testing.T) {
 		t.Errorf("http = %q, safe %v; want fd://5, [5]", out[2].Value, safe)
 	}
 	argv := appArgv("/usr/bin/uwsgi", safe, "tok", 1500*time.Millisecond, appNeedsApp(lines))
-	want := "/usr/bin/uwsgi --safe-fd 3 --safe-fd 5 --hook-accepting1 log:tok --reload-mercy 2 --worker-reload-mercy 2 --need-app --ini fd://3"
+	want := "/usr/bin/uwsgi --safe-fd 3 --safe-fd 5 --hook-accepting1 log:tok --reload-mercy 2 --worker-reload-mercy 2 --no-orphans --need-app --ini fd://3"
 	if got := strings.Join(argv, " "); got != want {
 		t.Errorf("argv\n got %s\nwant %s", got, want)
 	}
@@ -482,6 +483,46 @@ func TestPID1AppServerSIGQUIT(t *testing.T) {
 	for deadline := time.Now().Add(hang); pidAlive(master); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("app server master %d still there", master)
+		}
+	}
+}
+
+// A master killed outright takes its workers with it (--no-orphans): the
+// vassal's PID 1 is SIGKILLed with no PID namespace around it (as the
+// emperor's death leaves a vassal of emperor-use-clone = none), Pdeathsig
+// kills the master, and no worker may outlive it. Before --no-orphans the
+// workers ran on, reparented to the host's init, spinning at full CPU.
+func TestAppWorkersDieWithMaster(t *testing.T) {
+	haveUWSGI(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "one.py"), []byte(fmt.Sprintf(testWSGI, "one")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startPID1(t, fmt.Sprintf("[uwsgi]\nchdir = %s\nhttp-socket = 127.0.0.1:%d\nmodule = one:application\nmaster = true\nprocesses = 2\n", dir, freeTCPPort(t)))
+	masters, err := procstat.Children(p.pid)
+	if err != nil || len(masters) != 1 {
+		t.Fatalf("children of PID 1: %v, %v", masters, err)
+	}
+	workers, err := procstat.Children(masters[0])
+	if err != nil || len(workers) != 2 {
+		t.Fatalf("workers of master %d: %v, %v", masters[0], workers, err)
+	}
+	if err := syscall.Kill(p.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	deadline := time.Now().Add(hang)
+	for _, w := range append(masters, workers...) {
+		for {
+			st, err := procstat.Read(w)
+			if err != nil || st.Zombie() {
+				break
+			}
+			if time.Now().After(deadline) {
+				syscall.Kill(w, syscall.SIGKILL)
+				t.Fatalf("process %d (master %d) outlived the master", w, masters[0])
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }
