@@ -511,16 +511,21 @@ func TestAppWorkersDieWithMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-p.done
+	all := append(masters, workers...)
+	gone := func(pid int) bool {
+		st, err := procstat.Read(pid)
+		return err != nil || st.Zombie()
+	}
 	deadline := time.Now().Add(hang)
-	for _, w := range append(masters, workers...) {
-		for {
-			st, err := procstat.Read(w)
-			if err != nil || st.Zombie() {
-				break
-			}
+	for _, w := range all {
+		for !gone(w) {
 			if time.Now().After(deadline) {
-				syscall.Kill(w, syscall.SIGKILL)
-				t.Fatalf("process %d (master %d) outlived the master", w, masters[0])
+				// End what this test started before failing: a worker
+				// left behind spins at full CPU.
+				for _, p := range all {
+					syscall.Kill(p, syscall.SIGKILL)
+				}
+				t.Fatalf("process %d outlived its master %d", w, masters[0])
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
