@@ -3,6 +3,10 @@ package vassal
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -483,5 +487,45 @@ func waitCronLog(t *testing.T, l *cronLog, s string) {
 		case <-deadline:
 			t.Fatalf("no %q in the log:\n%s", s, l)
 		}
+	}
+}
+
+// With real processes in a real PID 1: a run past its harakiri is killed
+// with its process group (the shell's child too) and reaped; a stop ends a
+// run that is still going. Nothing here waits for the wall clock's minute:
+// the jobs are due in the minute PID 1 starts in.
+func TestCronRealRunsHarakiriAndStop(t *testing.T) {
+	dir := t.TempDir()
+	p := startPID1(t, "[uwsgi]\nchdir = "+dir+"\n"+
+		"cron2 = harakiri=1 sh -c 'sleep 1000 & echo $! > child.pid; wait'\n"+
+		"unique-cron = -1 -1 -1 -1 -1 exec sleep 1001\n")
+	shell := p.waitLog(`msg="cron job started" vassal=t cron2="sh -c 'sleep 1000 & echo \$! > child.pid; wait'" line=3 pid=(\d+) harakiri=1s`)[1]
+	sleeper := p.waitLog(`msg="cron job started" vassal=t unique-cron="exec sleep 1001" line=4 pid=(\d+)`)[1]
+	p.waitLog(`level=ERROR msg="cron job ran past its harakiri: killing its process group" vassal=t cron2="[^"]*" line=3 pid=` + shell + ` ran=[0-9.]+s harakiri=1s`)
+	p.waitLog(`msg="cron job killed" vassal=t cron2="[^"]*" line=3 pid=` + shell + ` status="killed by killed"`)
+	b, err := os.ReadFile(filepath.Join(dir, "child.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	waitGone(t, child)
+	syscall.Kill(p.pid, syscall.SIGTERM)
+	<-p.done
+	if !regexp.MustCompile(`msg="cron job stopped" vassal=t unique-cron="exec sleep 1001" line=4 pid=` + sleeper + ` status="killed by terminated"`).MatchString(p.log.String()) {
+		t.Fatalf("no stop of the unique job:\n%s", p.log)
+	}
+	pid, _ := strconv.Atoi(sleeper)
+	waitGone(t, pid)
+}
+
+// waitGone waits for pid to be gone or a zombie of someone else's.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(hang)
+	for pidAlive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d is still there", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
