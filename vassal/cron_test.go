@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emperor-dev/emperor/control"
 	"github.com/emperor-dev/emperor/cron"
 	"golang.org/x/sys/unix"
 )
@@ -527,5 +528,26 @@ func waitGone(t *testing.T, pid int) {
 			t.Fatalf("process %d is still there", pid)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A reload with real processes: the run of an unchanged job and the run of
+// a removed job both go on (neither is signalled), and the unchanged unique
+// job is not started again in the same minute.
+func TestCronReloadKeepsRealRuns(t *testing.T) {
+	p := startPID1(t, "[uwsgi]\nunique-cron = -1 -1 -1 -1 -1 exec sleep 1001\ncron = -1 -1 -1 -1 -1 exec sleep 1002\n")
+	kept := p.waitLog(`msg="cron job started" vassal=t unique-cron="exec sleep 1001" line=2 pid=(\d+)`)[1]
+	removed := p.waitLog(`msg="cron job started" vassal=t cron="exec sleep 1002" line=3 pid=(\d+)`)[1]
+	p.reload("[uwsgi]\nenv = X=1\nunique-cron = -1 -1 -1 -1 -1 exec sleep 1001\n")
+	p.await(control.MsgReady, true)
+	p.waitLog(`msg="cron job removed by the reload: its running runs go on to their end, it is not started again" vassal=t cron="exec sleep 1002" line=3 running=\d+`)
+	for _, s := range []string{kept, removed} {
+		pid, _ := strconv.Atoi(s)
+		if !pidAlive(pid) {
+			t.Errorf("run %d ended with the reload", pid)
+		}
+	}
+	if n := strings.Count(p.log.String(), `msg="cron job started" vassal=t unique-cron=`); n != 1 {
+		t.Fatalf("the unique job started %d times:\n%s", n, p.log)
 	}
 }
