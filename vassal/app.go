@@ -886,8 +886,13 @@ func (r *appRun) supervise(first chan<- error) {
 			reloadExit := !timedOut && ws.Exited() && (ws.ExitStatus() == uwsgiReloadCode || (expected && ws.ExitStatus() == uwsgiEndCode))
 			if reloadExit {
 				// The other workers of a uWSGI without master (processes
-				// > 1) finish their requests in flight and exit too.
+				// > 1) finish their requests in flight and exit too. The
+				// new one starts only once they are gone, so that no old
+				// code answers after the reload: one that missed the
+				// SIGHUP would serve the old app on the shared socket for
+				// the vassal's life. Connections wait in the backlog.
 				killProcessGroup(oldPid, syscall.SIGHUP)
+				r.drainGroup(oldPid)
 			} else {
 				killProcessGroup(oldPid, syscall.SIGKILL) // what it left in its group
 			}
@@ -979,6 +984,34 @@ func (r *appRun) hup(pid int) {
 	r.log.Info("app server graceful reload (SIGHUP)", "pid", pid)
 	_ = syscall.Kill(pid, syscall.SIGHUP)
 }
+
+// drainGroup waits, up to reload-mercy, for the process group of an app
+// server without master that exited to reload to empty, then SIGKILLs
+// what is left of it (a worker that missed the SIGHUP) and waits for that.
+// The group's members are orphans: PID 1 (a subreaper) reaps them, and
+// kill(-pgid, 0) answers ESRCH once the last is gone. Its pgid cannot name
+// another group while one member is left.
+func (r *appRun) drainGroup(pgid int) {
+	r.mu.Lock()
+	mercy := r.mercy
+	r.mu.Unlock()
+	empty := func() bool { return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) }
+	deadline := time.Now().Add(mercy)
+	for !empty() {
+		if time.Now().After(deadline) {
+			r.log.Warn("a worker of the app server ignored the reload's SIGHUP, killed", "pgid", pgid, "mercy", mercy)
+			killProcessGroup(pgid, syscall.SIGKILL)
+			for end := time.Now().Add(killWait); !empty() && time.Now().Before(end); {
+				time.Sleep(drainPoll)
+			}
+			return
+		}
+		time.Sleep(drainPoll)
+	}
+}
+
+// drainPoll is how often drainGroup looks whether the old group is empty.
+const drainPoll = 5 * time.Millisecond
 
 // terminate stops the app server within reload-mercy: SIGINT (uWSGI 2.0's
 // shutdown: kill_them_all with a master, end_me without), SIGKILL to its
