@@ -311,6 +311,18 @@ func testAppReload(t *testing.T, master bool, more ...string) {
 		t.Fatalf("GET: %q, %v", body, err)
 	}
 	pid := ta.pid()
+	// The reload is of a running app: every worker in its accept loop.
+	// Readiness is worker 1's (hook-accepting1); a worker still setting up
+	// has no SIGHUP handler yet and misses the reload (see
+	// docs/appserver.md), which is a different case.
+	workers := 0
+	switch {
+	case master:
+		workers = 2
+	case strings.Contains(strings.Join(more, " "), "processes=2"):
+		workers = 1 // the first process forks the second
+	}
+	waitWorkersAccepting(t, pid, workers)
 	stop := make(chan struct{})
 	ok, failed, wait := ta.load(stop)
 	extra[0] = "module=two:application"
@@ -541,5 +553,35 @@ func TestAppWorkersDieWithMaster(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// waitWorkersAccepting waits until pid has n children, each asleep in its
+// accept loop (epoll_wait or accept in the kernel), which uWSGI enters only
+// after it has installed the worker's signal handlers.
+func waitWorkersAccepting(t *testing.T, pid, n int) {
+	t.Helper()
+	inAccept := func(p int) bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", p))
+		w := string(b)
+		return err == nil && (w == "do_epoll_wait" || w == "ep_poll" || w == "inet_csk_accept")
+	}
+	deadline := time.Now().Add(hang)
+	for !func() bool {
+		kids, err := procstat.Children(pid)
+		if err != nil || len(kids) != n {
+			return false
+		}
+		for _, k := range kids {
+			if !inAccept(k) {
+				return false
+			}
+		}
+		return true
+	}() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers of %d not in their accept loop", n, pid)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
