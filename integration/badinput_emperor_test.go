@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"fmt"
+	"github.com/emperor-dev/emperor/procstat"
 	"net"
 	"os"
 	"os/exec"
@@ -327,9 +328,28 @@ func hungMount(t *testing.T) string {
 	if err := fz.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, hangTimeout, "fuse-zip to be stopped", func() bool {
-		p, ok := readProc(fz.Process.Pid)
-		return ok && strings.HasPrefix(p.state, "T")
+	// Every thread stopped, not only the main one: a group stop reaches
+	// the threads one by one, and a libfuse thread still in its read of
+	// /dev/fuse could take a lookup sent later. A request read by the
+	// daemon and never answered leaves the process that sent it in an
+	// uninterruptible wait that even SIGKILL does not end (CI saw
+	// `emperor check` ignore SIGTERM that way, once in four runs).
+	waitFor(t, hangTimeout, "every thread of fuse-zip to be stopped", func() bool {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", fz.Process.Pid))
+		if err != nil || len(tasks) == 0 {
+			return false
+		}
+		for _, task := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", fz.Process.Pid, task.Name()))
+			if err != nil {
+				return false
+			}
+			st, err := procstat.Parse(b)
+			if err != nil || st.State != 'T' {
+				return false
+			}
+		}
+		return true
 	})
 	return mnt
 }
