@@ -594,44 +594,13 @@ func (h *readyHandler) WithGroup(name string) slog.Handler {
 }
 
 // startApp starts the app server from proc's environment and directory,
-// as startShell starts a daemon (own process group, Pdeathsig, output line
-// by line to the vassal's log), with its config and sockets as fd 3 on.
-// UWSGI_RELOADS makes uWSGI look for its sockets among the inherited
-// descriptors.
+// as startShell starts a daemon (proc.start: own process group,
+// Pdeathsig, output line by line to the vassal's log), with its config
+// and sockets as fd 3 on. UWSGI_RELOADS makes uWSGI look for its sockets
+// among the inherited descriptors.
 func (p *proc) startApp(path string, argv []string, extra []*os.File, reloads int, log *slog.Logger) (int, <-chan unix.WaitStatus, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return 0, nil, err
-	}
-	devnull, err := os.Open(os.DevNull)
-	if err != nil {
-		r.Close()
-		w.Close()
-		return 0, nil, err
-	}
-	files := []uintptr{devnull.Fd(), w.Fd(), w.Fd()}
-	for _, f := range extra {
-		files = append(files, f.Fd())
-	}
 	env := mergeEnv(p.env, []string{"UWSGI_RELOADS=" + strconv.Itoa(reloads)})
-	attr := &syscall.ProcAttr{
-		Dir:   p.dir,
-		Env:   env,
-		Files: files,
-		// As for daemons (startShell): Pdeathsig for a vassal without a
-		// PID namespace; its own process group so that a stop reaches the
-		// workers it forked.
-		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
-	}
-	pid, ch, err := p.reaper.Start(path, argv, attr)
-	w.Close()
-	devnull.Close()
-	if err != nil {
-		r.Close()
-		return 0, nil, err
-	}
-	go logLines(r, log.With("pid", pid))
-	return pid, ch, nil
+	return p.start(path, argv, env, extra, log)
 }
 
 // appServer is the app server component. A supervisor goroutine (appRun)

@@ -39,9 +39,22 @@ type proc struct {
 	sockets []*os.File
 }
 
-// startShell starts cmd as /bin/sh -c would (see commandArgv), with output
-// logged line by line.
+// startShell starts cmd as /bin/sh -c would (see commandArgv), with the
+// vassal's shared sockets from fd 3 on (LISTEN_FDS says how many).
 func (p *proc) startShell(cmd string, log *slog.Logger) (int, <-chan unix.WaitStatus, error) {
+	env := p.env
+	if len(p.sockets) > 0 {
+		env = append(append([]string(nil), env...), "LISTEN_FDS="+strconv.Itoa(len(p.sockets)))
+	}
+	path, argv := commandArgv(cmd, env, p.dir)
+	return p.start(path, argv, env, p.sockets, log)
+}
+
+// start starts path with argv and env in proc's directory: stdin
+// /dev/null, stdout and stderr a pipe logged line by line (logLines),
+// extra from fd 3 on; in its own process group, so that a stop reaches
+// the processes it forks.
+func (p *proc) start(path string, argv, env []string, extra []*os.File, log *slog.Logger) (int, <-chan unix.WaitStatus, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, nil, err
@@ -53,26 +66,21 @@ func (p *proc) startShell(cmd string, log *slog.Logger) (int, <-chan unix.WaitSt
 		return 0, nil, err
 	}
 	files := []uintptr{devnull.Fd(), w.Fd(), w.Fd()}
-	env := p.env
-	if len(p.sockets) > 0 {
-		for _, s := range p.sockets {
-			files = append(files, s.Fd())
-		}
-		env = append(append([]string(nil), env...), "LISTEN_FDS="+strconv.Itoa(len(p.sockets)))
+	for _, f := range extra {
+		files = append(files, f.Fd())
 	}
 	attr := &syscall.ProcAttr{
 		Dir:   p.dir,
 		Env:   env,
 		Files: files,
 		// Pdeathsig: a vassal without a PID namespace (emperor-use-clone
-		// = none) has no kernel to kill its daemons when PID 1 dies by
+		// = none) has no kernel to kill its children when PID 1 dies by
 		// SIGKILL (the emperor's own death). The signal follows the thread
 		// that forked, and nothing in the vassal locks and retires a
 		// thread, so it fires only when PID 1 dies. It reaches the direct
 		// child only; a PID namespace (the fs,pid default) takes all.
 		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	}
-	path, argv := commandArgv(cmd, env, p.dir)
 	pid, ch, err := p.reaper.Start(path, argv, attr)
 	w.Close()
 	devnull.Close()
