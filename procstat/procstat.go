@@ -18,6 +18,7 @@ type Stat struct {
 	Comm  string
 	State byte // R, S, D, Z, T, t, X, I ...
 	PPID  int
+	PGRP  int // its process group
 }
 
 // Zombie says whether the process has exited and waits to be reaped.
@@ -44,14 +45,18 @@ func Parse(b []byte) (Stat, error) {
 		return Stat{}, fmt.Errorf("pid field in %q: %w", cut(b), err)
 	}
 	rest := bytes.Fields(b[end+1:])
-	if len(rest) < 2 || len(rest[0]) != 1 {
-		return Stat{}, fmt.Errorf("no state and ppid after the comm in %q", cut(b))
+	if len(rest) < 3 || len(rest[0]) != 1 {
+		return Stat{}, fmt.Errorf("no state, ppid and pgrp after the comm in %q", cut(b))
 	}
 	ppid, err := strconv.Atoi(string(rest[1]))
 	if err != nil {
 		return Stat{}, fmt.Errorf("ppid field in %q: %w", cut(b), err)
 	}
-	return Stat{PID: pid, Comm: string(b[open+1 : end]), State: rest[0][0], PPID: ppid}, nil
+	pgrp, err := strconv.Atoi(string(rest[2]))
+	if err != nil {
+		return Stat{}, fmt.Errorf("pgrp field in %q: %w", cut(b), err)
+	}
+	return Stat{PID: pid, Comm: string(b[open+1 : end]), State: rest[0][0], PPID: ppid, PGRP: pgrp}, nil
 }
 
 // cut keeps error messages short.

@@ -16,16 +16,17 @@ func TestParseHostileComm(t *testing.T) {
 		comm  string
 		state byte
 		ppid  int
+		pgrp  int
 	}{
-		{"42 (sleep) S 1 42 42 0 -1", "sleep", 'S', 1},
-		{"42 (a b c) R 7 42 42 0 -1", "a b c", 'R', 7},
-		{"42 (x) Z 9) S 3 42 42 0 -1", "x) Z 9", 'S', 3},
-		{"42 ()) Z 5 42", ")", 'Z', 5},
-		{"42 (() S 5 42", "(", 'S', 5},
-		{"42 ((x)) D 11 42", "(x)", 'D', 11},
-		{"42 (a\nb) S 12 42", "a\nb", 'S', 12},
-		{"42 () T 13 42", "", 'T', 13},
-		{"42 (1 (2) 3) I 0 0", "1 (2) 3", 'I', 0},
+		{"42 (sleep) S 1 42 42 0 -1", "sleep", 'S', 1, 42},
+		{"42 (a b c) R 7 40 42 0 -1", "a b c", 'R', 7, 40},
+		{"42 (x) Z 9) S 3 42 42 0 -1", "x) Z 9", 'S', 3, 42},
+		{"42 ()) Z 5 42", ")", 'Z', 5, 42},
+		{"42 (() S 5 42", "(", 'S', 5, 42},
+		{"42 ((x)) D 11 42", "(x)", 'D', 11, 42},
+		{"42 (a\nb) S 12 42", "a\nb", 'S', 12, 42},
+		{"42 () T 13 7", "", 'T', 13, 7},
+		{"42 (1 (2) 3) I 0 0", "1 (2) 3", 'I', 0, 0},
 	}
 	for _, c := range cases {
 		s, err := Parse([]byte(c.line))
@@ -33,14 +34,14 @@ func TestParseHostileComm(t *testing.T) {
 			t.Errorf("Parse(%q): %v", c.line, err)
 			continue
 		}
-		if s.PID != 42 || s.Comm != c.comm || s.State != c.state || s.PPID != c.ppid {
-			t.Errorf("Parse(%q) = %+v, want comm %q state %c ppid %d", c.line, s, c.comm, c.state, c.ppid)
+		if s.PID != 42 || s.Comm != c.comm || s.State != c.state || s.PPID != c.ppid || s.PGRP != c.pgrp {
+			t.Errorf("Parse(%q) = %+v, want comm %q state %c ppid %d pgrp %d", c.line, s, c.comm, c.state, c.ppid, c.pgrp)
 		}
 	}
 }
 
 func TestParseBad(t *testing.T) {
-	for _, line := range []string{"", "42", "42 (x", "42 x) S 1", "x (y) S 1", "42 (y) S", "42 (y) S x", "42 (y) SS 1", "42 (y)"} {
+	for _, line := range []string{"", "42", "42 (x", "42 x) S 1", "x (y) S 1", "42 (y) S", "42 (y) S x", "42 (y) SS 1", "42 (y)", "42 (y) S 1", "42 (y) S 1 x"} {
 		if s, err := Parse([]byte(line)); err == nil {
 			t.Errorf("Parse(%q) = %+v, want an error", line, s)
 		}

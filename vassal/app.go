@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emperor-dev/emperor/procstat"
 	"github.com/emperor-dev/emperor/reexec"
 	"github.com/emperor-dev/emperor/restart"
 	"github.com/emperor-dev/emperor/uwsgi"
@@ -625,11 +626,15 @@ type appRun struct {
 	policy restart.Policy
 	p      *proc
 
+	fs      *procstat.FS // the vassal's /proc (nil: none)
+	sockIno []uint64     // inodes of the inherited listening sockets
+
 	mu     sync.Mutex
 	argv   []string
 	mercy  time.Duration
-	pid    int  // 0 when no process runs
-	expect bool // the next exit is a reload asked for by Reload
+	model  appModel // master and threads, for the graceful reload
+	pid    int      // 0 when no process runs
+	expect bool     // the next exit is a reload asked for by Reload
 
 	ready chan struct{} // the accepting phase of the current process
 	req   chan appReq
@@ -712,6 +717,14 @@ func (a *appServer) newRun(c *config) (*appRun, error) {
 		done:   make(chan struct{}),
 	}
 	run.argv = appArgv(bin, safe, run.token, run.mercy, appNeedsApp(c.spec.App.Lines))
+	run.model = appModelOf(c.spec.App.Lines)
+	run.fs = a.v.procfs
+	for _, s := range a.socks.socks {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(s.f.Fd()), &st); err == nil {
+			run.sockIno = append(run.sockIno, st.Ino)
+		}
+	}
 	run.log = slog.New(&readyHandler{Handler: p.log.Handler(), token: run.token, ready: run.signalReady}).With("app", appBinary)
 	return run, nil
 }
@@ -951,7 +964,51 @@ func (r *appRun) hup(pid int) {
 	r.expect = true
 	r.mu.Unlock()
 	r.log.Info("app server graceful reload (SIGHUP)", "pid", pid)
-	_ = syscall.Kill(pid, syscall.SIGHUP)
+	r.gracefulHUP(pid)
+}
+
+// gracefulHUP sends uWSGI's graceful reload to the app server whose first
+// process is pid, holding its workers so that none drops a connection it
+// accepted (quiesce.go). A worker with threads finishes what it accepted
+// anyway (gracefully_kill only flags it), so it gets the plain SIGHUP, as
+// does every worker when the vassal has no procfs.
+func (r *appRun) gracefulHUP(pid int) {
+	r.mu.Lock()
+	model := r.model
+	r.mu.Unlock()
+	if r.fs == nil || model.threads > 1 {
+		_ = syscall.Kill(pid, syscall.SIGHUP)
+		return
+	}
+	q := &quietReload{fs: r.fs, pgid: pid, sockets: r.sockIno, budget: quietBudget, log: r.log}
+	if model.master {
+		q.master = pid
+	}
+	q.hup()
+}
+
+// appModel is what a graceful reload needs of uWSGI's process model.
+type appModel struct {
+	master  bool // master (-M): SIGHUP goes to it, and it forwards it
+	threads int  // threads per worker
+}
+
+// appModelOf reads master and threads from the app server's lines (the
+// last of each wins, as in uWSGI).
+func appModelOf(lines []vassalfile.AppLine) appModel {
+	m := appModel{threads: 1}
+	for _, l := range lines {
+		v := strings.TrimSpace(l.Value)
+		switch l.Key {
+		case "master", "M":
+			m.master = uwsgiTrue(v)
+		case "threads":
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				m.threads = n
+			}
+		}
+	}
+	return m
 }
 
 // drainGroup waits, up to reload-mercy, for the process group of an app
@@ -1053,6 +1110,7 @@ func (a *appServer) Apply(old, new *config) error {
 	run.mu.Lock()
 	run.argv = appArgv(run.bin, safeOf(run.argv), run.token, mercy, appNeedsApp(new.spec.App.Lines))
 	run.mercy = mercy
+	run.model = appModelOf(new.spec.App.Lines)
 	run.mu.Unlock()
 	return run.request(false)
 }
@@ -1117,7 +1175,13 @@ func (a *appServer) Reload(graceful bool) error {
 	}
 	run.mu.Lock()
 	run.expect = true
+	pid := run.pid
 	run.mu.Unlock()
+	if graceful && pid != 0 {
+		run.log.Info("app server graceful reload (SIGHUP)", "pid", pid)
+		run.gracefulHUP(pid)
+		return nil
+	}
 	return a.Signal(sig)
 }
 

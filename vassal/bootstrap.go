@@ -14,6 +14,7 @@ import (
 
 	"github.com/emperor-dev/emperor/control"
 	"github.com/emperor-dev/emperor/hooks"
+	"github.com/emperor-dev/emperor/procstat"
 	"github.com/emperor-dev/emperor/reexec"
 	"github.com/emperor-dev/emperor/restart"
 	"github.com/emperor-dev/emperor/vassalfile"
@@ -42,6 +43,10 @@ type vassal struct {
 	// app is the app server component (app.go), for the components that
 	// reload or signal it (nil until components() ran).
 	app *appServer
+	// procfs is this PID namespace's /proc, opened before the jail: a
+	// graceful reload of the app server reads its workers' state there
+	// (quiesce.go). nil if it could not be opened.
+	procfs *procstat.FS
 
 	// sink is where v.log writes besides the emperor's log: the vassal's
 	// log file (logfile.go); report writes to the emperor's log only.
@@ -129,6 +134,9 @@ func Main(args []string) int {
 		ns:     start.Namespaces,
 		pidNS:  start.Namespaces.Has(reexec.NSPID),
 		failed: make(chan error, 1),
+	}
+	if v.procfs, err = procstat.OpenFS("/proc"); err != nil {
+		v.log.Warn("no procfs: graceful reloads of the app server cannot hold its workers", "err", err)
 	}
 	if v.mercy <= 0 {
 		v.mercy = vassalfile.DefaultOf[time.Duration]("reload-mercy")

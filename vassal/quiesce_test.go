@@ -1,0 +1,406 @@
+package vassal
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emperor-dev/emperor/procstat"
+	"golang.org/x/sys/unix"
+)
+
+func TestQuietSyscall(t *testing.T) {
+	cases := []struct {
+		sc   procstat.Syscall
+		want bool
+	}{
+		{procstat.Syscall{Nr: unix.SYS_EPOLL_PWAIT}, true},
+		{procstat.Syscall{Nr: unix.SYS_READ}, true},
+		{procstat.Syscall{Nr: unix.SYS_CLOCK_NANOSLEEP}, true},
+		{procstat.Syscall{Nr: procstat.InUser}, false},
+		{procstat.Syscall{Nr: unix.SYS_ACCEPT4}, false},
+		{procstat.Syscall{Nr: unix.SYS_FCNTL}, false},
+		{procstat.Syscall{Nr: unix.SYS_SETSOCKOPT}, false},
+		{procstat.Syscall{Nr: unix.SYS_FUTEX, Args: [6]uint64{0, 128 | 0}}, true},  // FUTEX_WAIT_PRIVATE
+		{procstat.Syscall{Nr: unix.SYS_FUTEX, Args: [6]uint64{0, 128 | 6}}, true},  // FUTEX_LOCK_PI_PRIVATE
+		{procstat.Syscall{Nr: unix.SYS_FUTEX, Args: [6]uint64{0, 128 | 1}}, false}, // FUTEX_WAKE_PRIVATE
+		{procstat.Syscall{Nr: unix.SYS_FUTEX, Args: [6]uint64{0, 7}}, false},       // FUTEX_UNLOCK_PI
+	}
+	for _, c := range cases {
+		if got := quietSyscall(c.sc); got != c.want {
+			t.Errorf("quietSyscall(%+v) = %v, want %v", c.sc, got, c.want)
+		}
+	}
+}
+
+func openProcFS(t *testing.T) *procstat.FS {
+	t.Helper()
+	fs, err := procstat.OpenFS("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	return fs
+}
+
+func python(t *testing.T) string {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	return py
+}
+
+// Workers for the tests, in python3, whose SIGHUP handler exits 17 as
+// uWSGI's does for a worker not in a request.
+const (
+	// idleWorker waits in epoll.
+	idleWorker = `
+import os, select, signal
+signal.signal(signal.SIGHUP, lambda s, f: os._exit(17))
+print("ready", flush=True)
+select.epoll().poll()
+`
+	// busyWorker spins in its own code.
+	busyWorker = `
+import os, signal
+signal.signal(signal.SIGHUP, lambda s, f: os._exit(17))
+print("ready", flush=True)
+while True:
+    pass
+`
+	// lateWorker waits in epoll with SIGHUP ignored until the file argv[1]
+	// exists, then installs its handler: a uWSGI worker before its accept
+	// loop.
+	lateWorker = `
+import os, select, signal, sys, time
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+print("ready", flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.001)
+signal.signal(signal.SIGHUP, lambda s, f: os._exit(17))
+select.epoll().poll()
+`
+)
+
+// startInGroup starts argv in process group pgid (0: its own) and waits
+// until it printed its first line.
+func startInGroup(t *testing.T, pgid int, argv ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+	})
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatalf("%v: no first line: %v", argv, err)
+	}
+	return cmd
+}
+
+func exitOf(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	_ = cmd.Wait()
+	return cmd.ProcessState.ExitCode()
+}
+
+// Without a master every held worker gets the SIGHUP from PID 1, and they
+// are continued only after it is sent.
+func TestQuietReloadWithoutMaster(t *testing.T) {
+	fs := openProcFS(t)
+	py := python(t)
+	a := startInGroup(t, 0, py, "-c", idleWorker)
+	b := startInGroup(t, a.Process.Pid, py, "-c", idleWorker)
+	q := &quietReload{fs: fs, pgid: a.Process.Pid, budget: time.Minute, log: slog.Default()}
+	if !q.hup() {
+		t.Fatal("two idle workers were not held")
+	}
+	for _, c := range []*exec.Cmd{a, b} {
+		if code := exitOf(t, c); code != 17 {
+			t.Fatalf("pid %d: exit %d, want 17 (its SIGHUP handler)", c.Process.Pid, code)
+		}
+	}
+}
+
+// A master forwards the SIGHUP to its held workers; they are continued once
+// it is pending for each, and then run their handler.
+func TestQuietReloadThroughMaster(t *testing.T) {
+	fs := openProcFS(t)
+	py := python(t)
+	out := filepath.Join(t.TempDir(), "status")
+	script := `trap 'kill -HUP $a $b; wait $a; s1=$?; wait $b; echo $s1 $? > ` + out + `; exit 0' HUP
+"$0" -c "$1" >/dev/null & a=$!
+"$0" -c "$1" >/dev/null & b=$!
+echo started
+wait`
+	m := startInGroup(t, 0, "sh", "-c", script, py, idleWorker)
+	waitUntil(t, func() bool { // both workers in epoll with their handler
+		g, _ := fs.Group(m.Process.Pid)
+		n := 0
+		for _, s := range g {
+			sc, err := fs.ReadSyscall(s.PID)
+			caught, _ := fs.SignalCaught(s.PID, unix.SIGHUP)
+			if s.PID != m.Process.Pid && err == nil && caught && quietSyscall(sc) {
+				n++
+			}
+		}
+		return n == 2
+	})
+	q := &quietReload{fs: fs, pgid: m.Process.Pid, master: m.Process.Pid, budget: time.Minute, log: slog.Default()}
+	if !q.hup() {
+		t.Fatal("two idle workers were not held")
+	}
+	if err := m.Wait(); err != nil {
+		t.Fatalf("master: %v", err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != "17 17" {
+		t.Fatalf("workers' statuses %q, want 17 17 (their SIGHUP handler)", got)
+	}
+}
+
+// A worker that never stops at a quiet place (it spins in its own code) is
+// not held past the budget: it gets the SIGHUP unguarded, and nothing is
+// left stopped.
+func TestQuietReloadBudget(t *testing.T) {
+	fs := openProcFS(t)
+	py := python(t)
+	busy := startInGroup(t, 0, py, "-c", busyWorker)
+	idle := startInGroup(t, busy.Process.Pid, py, "-c", idleWorker)
+	q := &quietReload{fs: fs, pgid: busy.Process.Pid, budget: 200 * time.Millisecond, log: slog.Default()}
+	if q.hup() {
+		t.Fatal("a spinning worker was held")
+	}
+	for _, c := range []*exec.Cmd{busy, idle} {
+		if code := exitOf(t, c); code != 17 {
+			t.Fatalf("pid %d: exit %d, want 17", c.Process.Pid, code)
+		}
+	}
+}
+
+// A worker whose SIGHUP handler is not installed yet is not held: the
+// reload waits for the handler, instead of sending a SIGHUP it ignores.
+func TestQuietReloadWaitsForTheHandler(t *testing.T) {
+	fs := openProcFS(t)
+	py := python(t)
+	flag := filepath.Join(t.TempDir(), "install-the-handler")
+	w := startInGroup(t, 0, py, "-c", lateWorker, flag)
+	retries := make(chan struct{}, 1)
+	q := &quietReload{fs: fs, pgid: w.Process.Pid, budget: time.Minute, log: slog.Default(), retried: func() {
+		select {
+		case retries <- struct{}{}:
+		default:
+		}
+	}}
+	done := make(chan bool)
+	go func() { done <- q.hup() }()
+	for i := 0; i < 3; i++ {
+		select {
+		case <-retries:
+		case ok := <-done:
+			t.Fatalf("the reload ended (held: %v) while the worker ignored SIGHUP", ok)
+		case <-time.After(time.Minute):
+			t.Fatal("the reload never retried")
+		}
+	}
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !<-done {
+		t.Fatal("the worker was not held once it had its handler")
+	}
+	if code := exitOf(t, w); code != 17 {
+		t.Fatalf("exit %d, want 17: the SIGHUP reached the handler", code)
+	}
+}
+
+// A held process that the master does not forward the SIGHUP to is
+// continued after hupWait, not left stopped.
+func TestQuietReloadMasterForwardsNothing(t *testing.T) {
+	fs := openProcFS(t)
+	py := python(t)
+	m := startInGroup(t, 0, "sh", "-c", `trap '' HUP; "$0" -c "$1" >/dev/null & echo started; wait`, py, idleWorker)
+	var worker int
+	waitUntil(t, func() bool {
+		g, _ := fs.Group(m.Process.Pid)
+		for _, s := range g {
+			caught, _ := fs.SignalCaught(s.PID, unix.SIGHUP)
+			if s.PID != m.Process.Pid && caught && s.State == 'S' {
+				worker = s.PID
+				return true
+			}
+		}
+		return false
+	})
+	q := &quietReload{fs: fs, pgid: m.Process.Pid, master: m.Process.Pid, budget: time.Minute, log: slog.Default()}
+	if !q.hup() {
+		t.Fatal("an idle worker was not held")
+	}
+	if s, err := fs.Stat(worker); err != nil || s.State == 'T' {
+		t.Fatalf("worker %d after the reload: %+v %v, want it running", worker, s, err)
+	}
+	if err := syscall.Kill(-m.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		t.Fatal(err)
+	}
+}
+
+// fakeWorker is uWSGI's sync worker loop reduced to what the reload race
+// needs (core/loop.c, core/utils.c wsgi_req_accept and wsgi_req_recv,
+// core/uwsgi.c gracefully_kill): epoll on the inherited socket (fd 3),
+// accept4, then a stretch of its own code before the request starts (here
+// held open until the file argv[1] exists), and a SIGHUP handler that
+// exits 17 unless a request is in progress.
+const fakeWorker = `
+import os, select, signal, socket, sys
+flag = sys.argv[1]
+ls = socket.socket(fileno=3)
+in_request = False
+manage = True
+def hup(sig, frame):
+    global manage
+    manage = False
+    if not in_request:
+        os._exit(17)
+signal.signal(signal.SIGHUP, hup)
+ep = select.epoll()
+ep.register(3, select.EPOLLIN)
+while manage:
+    ep.poll()
+    c, _ = ls.accept()
+    while not os.path.exists(flag):
+        pass
+    in_request = True
+    c.recv(4096)
+    c.sendall(b"answered")
+    c.close()
+    in_request = False
+os._exit(17)
+`
+
+// TestQuietReloadAcceptWindow puts a worker between accept4 and its
+// request, the window where uWSGI's graceful reload drops a connection, and
+// reloads it there: a plain SIGHUP resets the client (the window is real),
+// and the held reload waits until the worker is in the request, which is
+// then answered.
+func TestQuietReloadAcceptWindow(t *testing.T) {
+	py := python(t)
+	fs := openProcFS(t)
+	run := func(t *testing.T, reload func(q *quietReload, flag string)) (answer string, status int) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		lf, err := l.(*net.TCPListener).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lf.Close()
+		var st unix.Stat_t
+		if err := unix.Fstat(int(lf.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		flag := filepath.Join(t.TempDir(), "leave-the-window")
+		cmd := exec.Command(py, "-c", fakeWorker, flag)
+		cmd.ExtraFiles = []*os.File{lf}
+		cmd.Stderr = os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		pid := cmd.Process.Pid
+		before := socketsOf(t, fs, pid)
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("GET / HTTP/1.0\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, func() bool { return socketsOf(t, fs, pid) > before }) // it accepted
+		q := &quietReload{fs: fs, pgid: pid, sockets: []uint64{st.Ino}, budget: time.Minute, log: slog.Default()}
+		reload(q, flag)
+		b, _ := io.ReadAll(c)
+		_ = cmd.Wait()
+		return string(b), cmd.ProcessState.ExitCode()
+	}
+
+	t.Run("a plain SIGHUP in the window resets the client", func(t *testing.T) {
+		answer, status := run(t, func(q *quietReload, flag string) {
+			if err := syscall.Kill(q.pgid, syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if answer != "" || status != 17 {
+			t.Fatalf("answer %q, status %d: want no answer and exit 17", answer, status)
+		}
+	})
+	t.Run("the held reload lets the request be answered", func(t *testing.T) {
+		answer, status := run(t, func(q *quietReload, flag string) {
+			retries := make(chan struct{}, 1)
+			q.retried = func() {
+				select {
+				case retries <- struct{}{}:
+				default:
+				}
+			}
+			done := make(chan bool)
+			go func() { done <- q.hup() }()
+			// The reload found the worker in the window and did not send
+			// the SIGHUP; only now may the worker leave it.
+			for i := 0; i < 3; i++ {
+				select {
+				case <-retries:
+				case <-time.After(time.Minute):
+					t.Fatal("the reload never retried")
+				}
+			}
+			if err := os.WriteFile(flag, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if !<-done {
+				t.Fatal("the worker was not held once in its request")
+			}
+		})
+		if answer != "answered" || status != 17 {
+			t.Fatalf("answer %q, status %d: want the answer and exit 17", answer, status)
+		}
+	})
+}
+
+// socketsOf counts the sockets pid has open.
+func socketsOf(t *testing.T, fs *procstat.FS, pid int) int {
+	t.Helper()
+	inos, err := fs.SocketInodes(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(inos)
+}
