@@ -30,7 +30,7 @@ func TestQuietSyscall(t *testing.T) {
 		{procstat.Syscall{Nr: unix.SYS_ACCEPT4}, false},
 		{procstat.Syscall{Nr: unix.SYS_FCNTL}, false},
 		{procstat.Syscall{Nr: unix.SYS_SETSOCKOPT}, false},
-		{procstat.Syscall{Nr: unix.SYS_FUTEX, Args: [6]uint64{0, 128 | 0}}, true},  // FUTEX_WAIT_PRIVATE
+		{procstat.Syscall{Nr: unix.SYS_FUTEX, Args: [6]uint64{0, 128}}, true},      // FUTEX_WAIT_PRIVATE (0)
 		{procstat.Syscall{Nr: unix.SYS_FUTEX, Args: [6]uint64{0, 128 | 6}}, true},  // FUTEX_LOCK_PI_PRIVATE
 		{procstat.Syscall{Nr: unix.SYS_FUTEX, Args: [6]uint64{0, 128 | 1}}, false}, // FUTEX_WAKE_PRIVATE
 		{procstat.Syscall{Nr: unix.SYS_FUTEX, Args: [6]uint64{0, 7}}, false},       // FUTEX_UNLOCK_PI
