@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,8 +53,15 @@ func openProcFS(t *testing.T) *procstat.FS {
 	return fs
 }
 
+// python finds python3 and pins the test to its OS thread until its
+// cleanups ran: the workers it starts have Pdeathsig, which the kernel
+// sends when the thread that forked them ends, and the runtime ends a
+// thread whose goroutine exits locked to it (other tests of this package
+// lock theirs).
 func python(t *testing.T) string {
 	t.Helper()
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
 	py, err := exec.LookPath("python3")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -96,34 +104,59 @@ select.epoll().poll()
 `
 )
 
-// startInGroup starts argv in process group pgid (0: its own) and waits
-// until it printed its first line.
-func startInGroup(t *testing.T, pgid int, argv ...string) *exec.Cmd {
+// worker is a process a test started through the package's one reaper
+// (a second wait4(-1) loop would steal its status).
+type worker struct {
+	pid  int
+	exit <-chan unix.WaitStatus
+}
+
+// startInGroup starts argv in process group pgid (0: its own), with extra
+// as fd 3, and waits until it printed its first line.
+func startInGroup(t *testing.T, pgid int, extra *os.File, argv ...string) worker {
 	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid, Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.StdoutPipe()
+	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	defer r.Close()
+	files := []uintptr{0, w.Fd(), os.Stderr.Fd()}
+	if extra != nil {
+		files = append(files, extra.Fd())
+	}
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
+	pid, exit, err := sharedReaper().Start(path, argv, &syscall.ProcAttr{
+		Env: os.Environ(), Files: files,
+		Sys: &syscall.SysProcAttr{Setpgid: true, Pgid: pgid, Pdeathsig: syscall.SIGKILL},
 	})
-	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
 		t.Fatalf("%v: no first line: %v", argv, err)
 	}
-	return cmd
+	return worker{pid: pid, exit: exit}
 }
 
-func exitOf(t *testing.T, cmd *exec.Cmd) int {
+// code waits for the worker's end: its exit code, or minus the signal
+// that killed it.
+func (w worker) code(t *testing.T) int {
 	t.Helper()
-	_ = cmd.Wait()
-	return cmd.ProcessState.ExitCode()
+	select {
+	case ws := <-w.exit:
+		if ws.Signaled() {
+			return -int(ws.Signal())
+		}
+		return ws.ExitStatus()
+	case <-time.After(time.Minute):
+		t.Fatalf("pid %d did not end", w.pid)
+		return 0
+	}
 }
 
 // Without a master every held worker gets the SIGHUP from PID 1, and they
@@ -131,15 +164,15 @@ func exitOf(t *testing.T, cmd *exec.Cmd) int {
 func TestQuietReloadWithoutMaster(t *testing.T) {
 	fs := openProcFS(t)
 	py := python(t)
-	a := startInGroup(t, 0, py, "-c", idleWorker)
-	b := startInGroup(t, a.Process.Pid, py, "-c", idleWorker)
-	q := &quietReload{fs: fs, pgid: a.Process.Pid, budget: time.Minute, log: slog.Default()}
+	a := startInGroup(t, 0, nil, py, "-c", idleWorker)
+	b := startInGroup(t, a.pid, nil, py, "-c", idleWorker)
+	q := &quietReload{fs: fs, pgid: a.pid, budget: time.Minute, log: slog.Default()}
 	if !q.hup() {
 		t.Fatal("two idle workers were not held")
 	}
-	for _, c := range []*exec.Cmd{a, b} {
-		if code := exitOf(t, c); code != 17 {
-			t.Fatalf("pid %d: exit %d, want 17 (its SIGHUP handler)", c.Process.Pid, code)
+	for _, w := range []worker{a, b} {
+		if code := w.code(t); code != 17 {
+			t.Fatalf("pid %d: exit %d, want 17 (its SIGHUP handler)", w.pid, code)
 		}
 	}
 }
@@ -155,25 +188,25 @@ func TestQuietReloadThroughMaster(t *testing.T) {
 "$0" -c "$1" >/dev/null & b=$!
 echo started
 wait`
-	m := startInGroup(t, 0, "sh", "-c", script, py, idleWorker)
+	m := startInGroup(t, 0, nil, "sh", "-c", script, py, idleWorker)
 	waitUntil(t, func() bool { // both workers in epoll with their handler
-		g, _ := fs.Group(m.Process.Pid)
+		g, _ := fs.Group(m.pid)
 		n := 0
 		for _, s := range g {
 			sc, err := fs.ReadSyscall(s.PID)
 			caught, _ := fs.SignalCaught(s.PID, unix.SIGHUP)
-			if s.PID != m.Process.Pid && err == nil && caught && quietSyscall(sc) {
+			if s.PID != m.pid && err == nil && caught && quietSyscall(sc) {
 				n++
 			}
 		}
 		return n == 2
 	})
-	q := &quietReload{fs: fs, pgid: m.Process.Pid, master: m.Process.Pid, budget: time.Minute, log: slog.Default()}
+	q := &quietReload{fs: fs, pgid: m.pid, master: m.pid, budget: time.Minute, log: slog.Default()}
 	if !q.hup() {
 		t.Fatal("two idle workers were not held")
 	}
-	if err := m.Wait(); err != nil {
-		t.Fatalf("master: %v", err)
+	if code := m.code(t); code != 0 {
+		t.Fatalf("master: exit %d", code)
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {
@@ -190,15 +223,15 @@ wait`
 func TestQuietReloadBudget(t *testing.T) {
 	fs := openProcFS(t)
 	py := python(t)
-	busy := startInGroup(t, 0, py, "-c", busyWorker)
-	idle := startInGroup(t, busy.Process.Pid, py, "-c", idleWorker)
-	q := &quietReload{fs: fs, pgid: busy.Process.Pid, budget: 200 * time.Millisecond, log: slog.Default()}
+	busy := startInGroup(t, 0, nil, py, "-c", busyWorker)
+	idle := startInGroup(t, busy.pid, nil, py, "-c", idleWorker)
+	q := &quietReload{fs: fs, pgid: busy.pid, budget: 200 * time.Millisecond, log: slog.Default()}
 	if q.hup() {
 		t.Fatal("a spinning worker was held")
 	}
-	for _, c := range []*exec.Cmd{busy, idle} {
-		if code := exitOf(t, c); code != 17 {
-			t.Fatalf("pid %d: exit %d, want 17", c.Process.Pid, code)
+	for _, w := range []worker{busy, idle} {
+		if code := w.code(t); code != 17 {
+			t.Fatalf("pid %d: exit %d, want 17", w.pid, code)
 		}
 	}
 }
@@ -209,9 +242,9 @@ func TestQuietReloadWaitsForTheHandler(t *testing.T) {
 	fs := openProcFS(t)
 	py := python(t)
 	flag := filepath.Join(t.TempDir(), "install-the-handler")
-	w := startInGroup(t, 0, py, "-c", lateWorker, flag)
+	w := startInGroup(t, 0, nil, py, "-c", lateWorker, flag)
 	retries := make(chan struct{}, 1)
-	q := &quietReload{fs: fs, pgid: w.Process.Pid, budget: time.Minute, log: slog.Default(), retried: func() {
+	q := &quietReload{fs: fs, pgid: w.pid, budget: time.Minute, log: slog.Default(), retried: func() {
 		select {
 		case retries <- struct{}{}:
 		default:
@@ -234,7 +267,7 @@ func TestQuietReloadWaitsForTheHandler(t *testing.T) {
 	if !<-done {
 		t.Fatal("the worker was not held once it had its handler")
 	}
-	if code := exitOf(t, w); code != 17 {
+	if code := w.code(t); code != 17 {
 		t.Fatalf("exit %d, want 17: the SIGHUP reached the handler", code)
 	}
 }
@@ -244,27 +277,27 @@ func TestQuietReloadWaitsForTheHandler(t *testing.T) {
 func TestQuietReloadMasterForwardsNothing(t *testing.T) {
 	fs := openProcFS(t)
 	py := python(t)
-	m := startInGroup(t, 0, "sh", "-c", `trap '' HUP; "$0" -c "$1" >/dev/null & echo started; wait`, py, idleWorker)
+	m := startInGroup(t, 0, nil, "sh", "-c", `trap '' HUP; "$0" -c "$1" >/dev/null & echo started; wait`, py, idleWorker)
 	var worker int
 	waitUntil(t, func() bool {
-		g, _ := fs.Group(m.Process.Pid)
+		g, _ := fs.Group(m.pid)
 		for _, s := range g {
 			caught, _ := fs.SignalCaught(s.PID, unix.SIGHUP)
-			if s.PID != m.Process.Pid && caught && s.State == 'S' {
+			if s.PID != m.pid && caught && s.State == 'S' {
 				worker = s.PID
 				return true
 			}
 		}
 		return false
 	})
-	q := &quietReload{fs: fs, pgid: m.Process.Pid, master: m.Process.Pid, budget: time.Minute, log: slog.Default()}
+	q := &quietReload{fs: fs, pgid: m.pid, master: m.pid, budget: time.Minute, log: slog.Default()}
 	if !q.hup() {
 		t.Fatal("an idle worker was not held")
 	}
 	if s, err := fs.Stat(worker); err != nil || s.State == 'T' {
 		t.Fatalf("worker %d after the reload: %+v %v, want it running", worker, s, err)
 	}
-	if err := syscall.Kill(-m.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if err := syscall.Kill(-m.pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		t.Fatal(err)
 	}
 }
@@ -289,6 +322,7 @@ def hup(sig, frame):
 signal.signal(signal.SIGHUP, hup)
 ep = select.epoll()
 ep.register(3, select.EPOLLIN)
+print("ready", flush=True)
 while manage:
     ep.poll()
     c, _ = ls.accept()
@@ -308,9 +342,10 @@ os._exit(17)
 // and the held reload waits until the worker is in the request, which is
 // then answered.
 func TestQuietReloadAcceptWindow(t *testing.T) {
-	py := python(t)
+	python(t)
 	fs := openProcFS(t)
 	run := func(t *testing.T, reload func(q *quietReload, flag string)) (answer string, status int) {
+		py := python(t)
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -326,15 +361,8 @@ func TestQuietReloadAcceptWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 		flag := filepath.Join(t.TempDir(), "leave-the-window")
-		cmd := exec.Command(py, "-c", fakeWorker, flag)
-		cmd.ExtraFiles = []*os.File{lf}
-		cmd.Stderr = os.Stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-		pid := cmd.Process.Pid
+		w := startInGroup(t, 0, lf, py, "-c", fakeWorker, flag)
+		pid := w.pid
 		before := socketsOf(t, fs, pid)
 		c, err := net.Dial("tcp", l.Addr().String())
 		if err != nil {
@@ -348,8 +376,7 @@ func TestQuietReloadAcceptWindow(t *testing.T) {
 		q := &quietReload{fs: fs, pgid: pid, sockets: []uint64{st.Ino}, budget: time.Minute, log: slog.Default()}
 		reload(q, flag)
 		b, _ := io.ReadAll(c)
-		_ = cmd.Wait()
-		return string(b), cmd.ProcessState.ExitCode()
+		return string(b), w.code(t)
 	}
 
 	t.Run("a plain SIGHUP in the window resets the client", func(t *testing.T) {
