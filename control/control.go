@@ -44,13 +44,17 @@ type MountStatus struct {
 
 // Message is one line on the emperor <-> vassal channel.
 type Message struct {
-	Type    string        `json:"type"`
-	Name    string        `json:"name,omitempty"`
-	Path    string        `json:"path,omitempty"`
-	Content []byte        `json:"content,omitempty"`
-	Mercy   time.Duration `json:"mercy,omitempty"`
-	Reason  string        `json:"reason,omitempty"`
-	Reload  bool          `json:"reload,omitempty"`
+	Type    string `json:"type"`
+	Name    string `json:"name,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Content []byte `json:"content,omitempty"`
+	// Files, with Content, are the files the vassal file named (included
+	// files, @(file), for-readline) as the emperor read them, with the
+	// file owner's credentials: PID 1 reads no other.
+	Files  map[string][]byte `json:"files,omitempty"`
+	Mercy  time.Duration     `json:"mercy,omitempty"`
+	Reason string            `json:"reason,omitempty"`
+	Reload bool              `json:"reload,omitempty"`
 	// Restart, on a refuse, says the new file is valid but changes what a
 	// running vassal cannot change (uid, namespaces, sockets): the emperor
 	// stops it and starts it afresh. Without it the file was rejected, and
@@ -95,9 +99,11 @@ func (c *Conn) Send(m any) error {
 	return nil
 }
 
-// MaxLine bounds one message (a vassal file is at most 1 MiB; JSON base64
-// makes that about 1.4 MiB).
-const MaxLine = 4 << 20
+// MaxLine bounds one message: a vassal file and the files it includes are
+// at most 1 MiB together, the files it reads with @(file) and for-readline
+// at most about 2 MiB per parse (its expansion limit), for a first start
+// and for a reload; JSON's base64 makes that about 7 MiB.
+const MaxLine = 16 << 20
 
 // Recv reads one message into m.
 func (c *Conn) Recv(m any) error {

@@ -87,7 +87,7 @@ func (c *Config) LoadFile(path string) error {
 	warnings := f.Warnings
 	for _, e := range f.Entries {
 		if e.Key == "emperor-healthy-time" {
-			warnings = append(warnings, vassalfile.Diag{File: path, Line: e.Line, Message: HealthyTimeWarning, Warning: true})
+			warnings = append(warnings, f.Locate([]vassalfile.Diag{{File: path, Line: e.Line, Message: HealthyTimeWarning, Warning: true}})...)
 			continue
 		}
 		next.apply(e)
@@ -97,7 +97,7 @@ func (c *Config) LoadFile(path string) error {
 		if e, ok := f.Last("emperor-max-throttle"); ok {
 			line = e.Line
 		}
-		return vassalfile.Errors{{File: path, Line: line, Message: fmt.Sprintf("emperor-max-throttle (%v) is below emperor-throttle (%v)", next.MaxThrottle, next.Throttle)}}
+		return vassalfile.Errors(f.Locate([]vassalfile.Diag{{File: path, Line: line, Message: fmt.Sprintf("emperor-max-throttle (%v) is below emperor-throttle (%v)", next.MaxThrottle, next.Throttle)}}))
 	}
 	for _, w := range warnings {
 		if c.Logger != nil {

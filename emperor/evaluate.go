@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/emperor-dev/emperor/vassalfile"
@@ -67,7 +68,8 @@ func checkFile(name, path string, prev fileState, known bool) verdict {
 		return r
 	}
 	r.st = statOf(fi)
-	if known && !prev.retry && prev.sameStat(r.st) {
+	depsSame := !known || prev.depsSame()
+	if known && !prev.retry && prev.sameStat(r.st) && depsSame {
 		r.unchanged = true
 		r.st = prev
 		return r
@@ -87,12 +89,41 @@ func checkFile(name, path string, prev fileState, known bool) verdict {
 	// What was read, not what was stat'ed a moment before.
 	r.st = statOf(rfi)
 	r.st.sum = sha256.Sum256(content)
-	if known && !prev.retry && !prev.changed(r.st) {
+	if known && !prev.retry && !prev.changed(r.st) && depsSame {
 		r.unchanged = true
+		r.st.deps = prev.deps
 		return r
 	}
-	r.v, r.checkErr = CheckVassal(path, content)
+	v, rd, err := checkVassal(path, content, vassalfile.OwnerOf(rfi))
+	r.v, r.checkErr = v, err
+	r.st.deps = statDeps(rd.tried)
+	r.st.sum = sumOf(content, rd.files)
+	if known && !prev.retry && !prev.changed(r.st) {
+		r.unchanged = true // a named file was touched, and reads the same
+	}
 	return r
+}
+
+// sumOf is the digest of a vassal file and of the files it named, read:
+// what the vassal is made of.
+func sumOf(content []byte, files map[string][]byte) [sha256.Size]byte {
+	if len(files) == 0 {
+		return sha256.Sum256(content)
+	}
+	h := sha256.New()
+	h.Write(content)
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		fmt.Fprintf(h, "\x00%s\x00%d\x00", p, len(files[p]))
+		h.Write(files[p])
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // sync brings one vassal in line with its file: spawn, reload, report a bad

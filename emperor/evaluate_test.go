@@ -3,6 +3,7 @@ package emperor
 import (
 	"io/fs"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -121,5 +122,60 @@ func TestControlConnectionCap(t *testing.T) {
 	conns[0].SetReadDeadline(time.Now().Add(time.Minute))
 	if _, err := conns[0].Read(buf); err == nil {
 		t.Fatal("the longest-idle connection is still open")
+	}
+}
+
+// TestIncludedFileChange: a vassal file that includes another is checked
+// again when the included file changes though the vassal file did not
+// (the rescan stats the included file), and counts as changed only when
+// what it reads changed; a missing include that appears is seen too.
+func TestIncludedFileChange(t *testing.T) {
+	dir := t.TempDir()
+	vf, base, extra := filepath.Join(dir, "app.ini"), filepath.Join(dir, "base.conf"), filepath.Join(dir, "extra.conf")
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(vf, "[uwsgi]\nini = base.conf\nif-exists = extra.conf\nini = extra.conf\nendif =\n")
+	write(base, "[uwsgi]\nattach-daemon = sleep 1000\n")
+	r := checkFile("app", vf, fileState{}, false)
+	if r.checkErr != nil || r.v == nil {
+		t.Fatalf("first check: %v", r.checkErr)
+	}
+	if got := string(r.v.Files[base]); !strings.Contains(got, "sleep 1000") || len(r.st.deps) != 2 {
+		t.Fatalf("files %q, deps %v", r.v.Files, r.st.deps)
+	}
+	prev := r.st
+	if r := checkFile("app", vf, prev, true); !r.unchanged {
+		t.Fatalf("nothing changed, yet: %+v", r)
+	}
+	// same content, touched: checked again, unchanged
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(base, later, later); err != nil {
+		t.Fatal(err)
+	}
+	r = checkFile("app", vf, prev, true)
+	if !r.unchanged {
+		t.Fatalf("a touched include that reads the same changed the vassal: %+v", r)
+	}
+	prev = r.st
+	write(base, "[uwsgi]\nattach-daemon = sleep 2000\n")
+	r = checkFile("app", vf, prev, true)
+	if r.unchanged || r.v == nil || !strings.Contains(string(r.v.Files[base]), "sleep 2000") {
+		t.Fatalf("a changed include was not seen: %+v", r)
+	}
+	prev = r.st
+	write(extra, "[uwsgi]\nenv = EXTRA=1\n")
+	r = checkFile("app", vf, prev, true)
+	if r.unchanged || r.v == nil || r.v.Files[extra] == nil {
+		t.Fatalf("an include that appeared was not seen: %+v", r)
+	}
+	prev = r.st
+	write(extra, "[uwsgi]\nbogus-option = 1\n")
+	r = checkFile("app", vf, prev, true)
+	if r.checkErr == nil || !strings.Contains(r.checkErr.Error(), extra+":2: unknown option \"bogus-option\"") {
+		t.Fatalf("a broken include: %v", r.checkErr)
 	}
 }

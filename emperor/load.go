@@ -11,8 +11,12 @@ type Loaded struct {
 	Name    string
 	Path    string
 	Content []byte // sent to the vassal, which may no longer see the host's file after pivot_root
-	File    *vassalfile.File
-	Spec    *vassalfile.Spec
+	// Files are the files the vassal file named and that were read, with
+	// its owner's credentials (included files, @(file), for-readline), by
+	// path: sent with Content, the vassal's PID 1 reads only these.
+	Files map[string][]byte
+	File  *vassalfile.File
+	Spec  *vassalfile.Spec
 	// Warnings are accepted-and-ignored options and the like, sorted by
 	// line.
 	Warnings []vassalfile.Diag
@@ -21,11 +25,38 @@ type Loaded struct {
 // LoadVassal reads path and validates it. The error is a vassalfile.Errors
 // with one file:line diagnostic per problem.
 func LoadVassal(path string) (*Loaded, error) {
-	content, err := vassalfile.ReadFile(path)
+	content, fi, err := vassalfile.ReadFileStat(path)
 	if err != nil {
 		return nil, vassalfile.Errors{{File: path, Message: err.Error()}}
 	}
-	return CheckVassal(path, content)
+	return CheckVassal(path, content, vassalfile.OwnerOf(fi))
+}
+
+// reads are the files that the checks of one vassal file read (both
+// parses see the same content), and every path they tried, read or not:
+// a change to any of them is a change of the vassal (see fileState.deps).
+type reads struct {
+	owner *vassalfile.FileOwner
+	files map[string][]byte
+	tried []string
+	errs  map[string]error
+}
+
+func (r *reads) read(path string) ([]byte, error) {
+	if b, ok := r.files[path]; ok {
+		return b, nil
+	}
+	if err, ok := r.errs[path]; ok {
+		return nil, err
+	}
+	r.tried = append(r.tried, path)
+	b, err := vassalfile.ReadAs(r.owner, path)
+	if err != nil {
+		r.errs[path] = err
+		return nil, err
+	}
+	r.files[path] = b
+	return b, nil
 }
 
 // CheckVassal validates content as the vassal file at path: parsed for a
@@ -37,12 +68,21 @@ func LoadVassal(path string) (*Loaded, error) {
 // Every check runs, whatever the ones before it found, so that one run
 // reports every problem of the file: the error is a vassalfile.Errors of
 // all of them, errors and warnings, sorted by line (vassalfile.Merge).
-func CheckVassal(path string, content []byte) (*Loaded, error) {
+//
+// The files the vassal file names are read with the credentials of owner,
+// the vassal file's owner (nil: the emperor's own).
+func CheckVassal(path string, content []byte, owner *vassalfile.FileOwner) (*Loaded, error) {
+	v, _, err := checkVassal(path, content, owner)
+	return v, err
+}
+
+func checkVassal(path string, content []byte, owner *vassalfile.FileOwner) (*Loaded, *reads, error) {
+	rd := &reads{owner: owner, files: map[string][]byte{}, errs: map[string]error{}}
 	var lists [][]vassalfile.Diag
 	var f *vassalfile.File
 	var spec *vassalfile.Spec
 	for _, reload := range []bool{false, true} {
-		pf, err := vassalfile.Parse(path, content, vassalfile.ParseOptions{Reload: reload})
+		pf, err := vassalfile.Parse(path, content, vassalfile.ParseOptions{Reload: reload, ReadFile: rd.read})
 		lists = append(lists, vassalfile.DiagsOf(path, err))
 		if pf == nil {
 			break // the file as a whole was refused (its size): nothing was read
@@ -56,17 +96,17 @@ func CheckVassal(path string, content []byte) (*Loaded, error) {
 	}
 	if spec != nil {
 		for _, err := range userdb.Check(spec.CredsRequest()) {
-			lists = append(lists, []vassalfile.Diag{credsDiag(f, err)})
+			lists = append(lists, f.Locate([]vassalfile.Diag{credsDiag(f, err)}))
 		}
 	}
 	if spec != nil {
-		lists = append(lists, checkAppServer(path, spec))
+		lists = append(lists, f.Locate(checkAppServer(path, spec)))
 	}
 	all := vassalfile.Merge(lists...)
 	if all.HasErrors() {
-		return nil, all
+		return nil, rd, all
 	}
-	return &Loaded{Name: vassalfile.NameOf(path), Path: path, Content: content, File: f, Spec: spec, Warnings: all.Warnings()}, nil
+	return &Loaded{Name: vassalfile.NameOf(path), Path: path, Content: content, Files: rd.files, File: f, Spec: spec, Warnings: all.Warnings()}, rd, nil
 }
 
 // credsDiag places a credentials error on the line of the option it names

@@ -3,6 +3,7 @@ package emperor
 import (
 	"crypto/sha256"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -46,6 +47,45 @@ type fileState struct {
 	// reported once.
 	retry   bool
 	readErr string
+	// deps are the files the vassal file named (included files, @(file),
+	// for-readline) as they were when it was last checked, read or not: a
+	// change to one of them (found by the rescan, emperor-freq) checks
+	// the vassal file again, and reloads the vassal when what it reads
+	// changed (sum covers them).
+	deps []depState
+}
+
+// depState is a file a vassal file named, as the emperor last stat'ed it.
+type depState struct {
+	path   string
+	exists bool
+	st     fileState
+}
+
+// statDeps stats the files a check tried to read. The stat is the
+// emperor's (it only tells whether to check again); the check itself
+// reads them with the vassal file owner's credentials.
+func statDeps(paths []string) []depState {
+	out := make([]depState, 0, len(paths))
+	for _, p := range paths {
+		d := depState{path: p}
+		if fi, err := os.Stat(p); err == nil {
+			d.exists, d.st = true, statOf(fi)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// depsSame says whether the files a vassal file named are as they were.
+func (a fileState) depsSame() bool {
+	for _, d := range a.deps {
+		fi, err := os.Stat(d.path)
+		if (err == nil) != d.exists || (err == nil && !d.st.sameStat(statOf(fi))) {
+			return false
+		}
+	}
+	return true
 }
 
 func statOf(fi fs.FileInfo) fileState {

@@ -222,6 +222,7 @@ func (v *vassal) main(start control.Message, sigs chan os.Signal) int {
 		}
 	}
 	go v.forwardExits()
+	v.lc.files = start.Files
 	if err := v.lc.start(start.Content); err != nil {
 		return v.fatal(err)
 	}
@@ -279,6 +280,7 @@ func (v *vassal) loop(sigs chan os.Signal) int {
 		case m := <-msgs:
 			if m.Type == control.MsgReload {
 				v.emperorHooks(hooks.EmperorReload)
+				v.lc.files = m.Files
 				if err := v.reload(m.Content); err != nil {
 					return v.fatal(err)
 				}

@@ -68,6 +68,10 @@ type lifecycle struct {
 	// started counts the components that started, so that a shutdown
 	// after a failed start stops just those.
 	started int
+	// files are the files the vassal file names, as the emperor read
+	// them with the file owner's credentials (control.Message.Files):
+	// PID 1 reads no other, as root, and maybe after a pivot_root.
+	files map[string][]byte
 }
 
 // ComponentError is a component that failed to start or apply.
@@ -107,7 +111,11 @@ func (e *ReloadError) Unwrap() error { return e.Err }
 // credentials are carried over: the file may not change them in place
 // (RestartReason), and the jail may have no user database.
 func (l *lifecycle) load(content []byte, prev *config) (*config, error) {
-	f, err := vassalfile.Parse(l.v.path, content, vassalfile.ParseOptions{Reload: prev != nil})
+	files := l.files
+	if files == nil {
+		files = map[string][]byte{}
+	}
+	f, err := vassalfile.Parse(l.v.path, content, vassalfile.ParseOptions{Reload: prev != nil, Files: files})
 	if err != nil {
 		return nil, err
 	}

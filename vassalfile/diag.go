@@ -42,6 +42,10 @@ type Diag struct {
 	ForLine  int
 	ForItems int
 
+	// Via says how the file of an included line was read: "read by ini
+	// at app.ini:3" (see File.Locate).
+	Via string
+
 	// more is set on the "and N more" entry of a capped list: the number
 	// of problems it stands for.
 	more int
@@ -53,6 +57,9 @@ func (d Diag) String() string {
 		kind = "warning: "
 	}
 	msg := clip(d.Message, MaxMessage) + d.repeats()
+	if d.Via != "" {
+		msg += " (" + clip(d.Via, MaxMessage) + ")"
+	}
 	if d.Line > 0 {
 		return fmt.Sprintf("%s:%d: %s%s", d.File, d.Line, kind, msg)
 	}

@@ -189,9 +189,10 @@ env = u=%u g=%g U=%U G=%G i=%i pct=%%
 	// %[ is ESC (for colours in uWSGI's log formats)
 	p := &parser{o: ParseOptions{Scope: ScopeVassal}}
 	p.o.fill()
-	p.initMagic("/x.ini")
-	if v, ok, _ := p.magicVar('['); !ok || v != "\x1b" || p.magic['d'] != "/" || p.magic['c'] != "" || p.magic['0'] != "" {
-		t.Errorf("%%[ = %q, magic of /x.ini: %q", v, p.magic)
+	p.srcs = []*source{{full: "/x.ini", written: "/x.ini", reuse: -1}}
+	m := p.srcs[0]
+	if v, ok, _ := p.magicVar('['); !ok || v != "\x1b" || m.magic['d'] != "/" || m.magic['c'] != "" || m.magic['0'] != "" {
+		t.Errorf("%%[ = %q, magic of /x.ini: %q", v, m.magic)
 	}
 }
 
@@ -403,9 +404,9 @@ func TestAtFile(t *testing.T) {
 	}
 	wantEnv(t, f, "A=v1", "B=v4", "D=v4v4")
 	for _, c := range []struct{ src, want string }{
-		{"env = A=@(two)\n", "control byte 0x0a"},    // "v2\n": one newline only is removed
-		{"env = A=@(crlf)\n", "control byte 0x0d"},   // "v5\r"
-		{"env = A=@(missing)\n", "@(missing): open"}, // uWSGI exits
+		{"env = A=@(two)\n", "control byte 0x0a"},                      // "v2\n": one newline only is removed
+		{"env = A=@(crlf)\n", "control byte 0x0d"},                     // "v5\r"
+		{"env = A=@(missing)\n", "missing: no such file or directory"}, // uWSGI exits
 		{"env = A=@()\n", "@() names no file"},
 		{"env = A=@(" + dir + ")\n", "not a regular file"},
 		{"env = A=@(one\n", "@( is not closed"},

@@ -2,6 +2,8 @@ package vassalfile
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,9 +31,22 @@ func FuzzParse(f *testing.F) {
 		"[uwsgi]\nenv = M=%o%p%s%n%e%d%c%x%0%9%O%J%j%i%v%k%u%U%g%G%[%b%V\nif-env = NO\nchdri = x\nendif =\n",
 		"[uwsgi]\nhttp-socket = /run/a.sock\nthreads = x\npsgi = /app/myapp.pl\nmaster = true\n",
 		"[uwsgi]\nhttp11-socket = :1\nstatic-map = /=/srv\nstatic-cache-ttl = 1\nsocket = :2\nplugins = python3\n",
+		// inclusion: the files of includeFiles, in a temp dir
+		"[uwsgi]\nini = a.ini\n",
+		"[uwsgi]\nini = c.ini:uwsgi\nb_ph = 2\nenv = P=%(placeholder)\n",
+		"[uwsgi]\nfor = a b c t\nini = %(_).ini\nendfor =\ninherit = t.ini\n",
+		"[uwsgi]\nif-exists = /\ninclude = c.ini\nendif =\nini = :s\n[s]\nenv = X=%x%X%o%O\n",
+		"[uwsgi]\nini = :s\n[s]\nini = fz.ini:s\n",
+		"[uwsgi]\nfor-times = 300\nini = big.ini\nendfor =\n",
 	}
 	for _, s := range seeds {
 		f.Add(s)
+	}
+	dir := f.TempDir()
+	for name, content := range includeFiles {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			f.Fatal(err)
+		}
 	}
 	f.Fuzz(func(t *testing.T, src string) {
 		o := ParseOptions{
@@ -40,6 +55,9 @@ func FuzzParse(f *testing.F) {
 			Hostname: "h",
 			Now:      func() time.Time { return time.Unix(0, 0) },
 			ReadFile: func(p string) ([]byte, error) {
+				if strings.HasPrefix(p, dir+"/") {
+					return ReadFile(p)
+				}
 				if len(p)%3 == 0 {
 					return nil, errors.New("no such file")
 				}
@@ -47,7 +65,7 @@ func FuzzParse(f *testing.F) {
 			},
 			UWSGI: "/nonexistent/uwsgi",
 		}
-		file, err := Parse("/v/fz.ini", []byte(src), o)
+		file, err := Parse(filepath.Join(dir, "fz.ini"), []byte(src), o)
 		if file != nil {
 			total := 0
 			for _, e := range file.Entries {
@@ -66,8 +84,8 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("error is not Errors: %v", err)
 			}
 			for _, d := range e {
-				if d.File != "/v/fz.ini" {
-					t.Fatalf("diag without file: %v", d)
+				if d.File != filepath.Join(dir, "fz.ini") && !isSource(file, d.File) {
+					t.Fatalf("diag without the file it is about: %v", d)
 				}
 			}
 			if len(e) > MaxErrors+1 || len(e.Error()) > 4<<10 {
@@ -79,4 +97,28 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parsed but does not decode: %v", err)
 		}
 	})
+}
+
+// includeFiles are the files the fuzz seeds include: loops of inclusion,
+// sections, placeholders used across files, a template, a file that the
+// limits stop.
+var includeFiles = map[string]string{
+	"a.ini":   "[uwsgi]\nenv = A=%n%o%x%p\nini = b.ini\n[s]\nenv = S=1\nini = :s\n",
+	"b.ini":   "[uwsgi]\ninclude = a.ini\nb_ph = 1\n",
+	"c.ini":   "[uwsgi]\nif-env = X\nenv = C=1\nendif =\nplaceholder = %(b_ph)\n",
+	"t.ini":   "[uwsgi]\nenv = T=%n\nprocesses = 2\ninherit = t.ini\n",
+	"big.ini": "[uwsgi]\nenv = B=" + strings.Repeat("b", 1<<14) + "\n",
+}
+
+// isSource says whether path is a file that f read.
+func isSource(f *File, path string) bool {
+	if f == nil {
+		return false
+	}
+	for _, s := range f.Sources {
+		if s.Path == path {
+			return true
+		}
+	}
+	return false
 }

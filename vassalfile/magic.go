@@ -29,39 +29,65 @@ import (
 //	%s  the file name, %n without its extension, %e the extension
 //	%d  the directory with a trailing /, %c its last component
 //	%0..%9  the components of %d, from the root
-//	%x  the section asked for ("" here: we read [uwsgi])
+//	%x  the section asked for with ini = file:section
 //	%i  the inode of the file, %j the djb33x hash of %p in hex
-//	%O %P %S %N %E %D %C %X %I %J  the same of the first file read (this one)
+//	%O %P %S %N %E %D %C %X %I %J  the same of the first file read (the vassal file)
 //	%b  the uWSGI binary, %V its version
 //	%v  the working directory, %h the host name, %k the cpu cores online
 //	%t  unix time in seconds, %T in microseconds
 //	%u %g  uid and gid of the reading process, %U %G their names
 //	%[  ESC (for ANSI colours in log formats), %% a percent sign
-func (p *parser) initMagic(path string) {
+func (p *parser) initMagic(s *source) {
+	if s.reuse >= 0 {
+		// ini = :section reads the last file again: uWSGI keeps the
+		// magic table of the last file it read, with %o cut to "" at
+		// the colon and %x the section (config_magic_table_fill's reuse).
+		r := p.srcs[s.reuse]
+		if r.magic == nil {
+			p.initMagic(r)
+		}
+		s.magic = map[byte]string{}
+		for k, v := range r.magic {
+			s.magic[k] = v
+		}
+		s.lazy = r.lazy
+		s.magic['o'], s.magic['x'] = "", s.Section
+		return
+	}
+	path := s.full
 	full := fullPath(path)
 	dir := full[:strings.LastIndexByte(full, '/')+1]
-	s := full[len(dir):]
-	n, e := s, ""
-	if i := strings.LastIndexByte(s, '.'); i >= 0 {
-		n, e = s[:i], s[i+1:]
+	base := full[len(dir):]
+	n, e := base, ""
+	if i := strings.LastIndexByte(base, '.'); i >= 0 {
+		n, e = base[:i], base[i+1:]
 	}
 	c := ""
 	if trimmed := strings.TrimSuffix(dir, "/"); strings.Contains(trimmed, "/") {
 		c = trimmed[strings.LastIndexByte(trimmed, '/')+1:]
 	}
-	o := path
+	o := s.written
 	cwd := strings.TrimSuffix(dir, "/")
 	if cwd == "" {
 		cwd = "/"
 	}
-	if p.o.Scope&ScopeVassal != 0 {
-		o = filepath.Base(path)
-	} else if wd, err := os.Getwd(); err == nil {
-		cwd = wd
+	if s.index == 0 {
+		if p.o.Scope&ScopeVassal != 0 {
+			o = filepath.Base(path)
+		} else if wd, err := os.Getwd(); err == nil {
+			cwd = wd
+		}
+	} else {
+		// uWSGI's working directory, %v, is the vassal file's
+		cwd, _, _ = p.magicOf(0, 'v')
+	}
+	x := ""
+	if s.asked {
+		x = s.Section
 	}
 	m := map[byte]string{
 		'%': "%", '[': "\x1b",
-		'o': o, 'p': full, 's': s, 'n': n, 'e': e, 'd': dir, 'c': c, 'x': "",
+		'o': o, 'p': full, 's': base, 'n': n, 'e': e, 'd': dir, 'c': c, 'x': x,
 		'j': djb33xHex(full), 'v': cwd, 'h': p.o.Hostname,
 		't': strconv.FormatInt(p.o.Now().Unix(), 10),
 		'T': strconv.FormatInt(p.o.Now().UnixMicro(), 10),
@@ -76,8 +102,8 @@ func (p *parser) initMagic(path string) {
 			i++
 		}
 	}
-	p.magic = m
-	p.lazyMagic = map[byte]func() (string, error){
+	s.magic = m
+	s.lazy = map[byte]func() (string, error){
 		'i': func() (string, error) { return inode(full), nil },
 		'b': p.o.uwsgiBinary,
 		'V': p.o.uwsgiVersion,
@@ -99,26 +125,29 @@ func (p *parser) initMagic(path string) {
 			return id, nil
 		},
 	}
-	for _, up := range "OPSNEDCXIJ" {
-		lo := byte(up) + 'a' - 'A'
-		if v, ok := m[lo]; ok {
-			m[byte(up)] = v
-		} else {
-			p.lazyMagic[byte(up)] = p.lazyMagic[lo]
-		}
-	}
 }
 
-// magicVar is the value of %c. The table is made at the first use: most
-// files use none, and %p costs a few path lookups.
+// magicVar is the value of %c in the file being read. Its table is made at
+// the first use: most files use none, and %p costs a few path lookups. The
+// capitals of o p s n e d c x i j are those of the first file read, the
+// vassal file (uWSGI fills them in its first round only).
 func (p *parser) magicVar(c byte) (string, bool, error) {
-	if p.magic == nil {
-		p.initMagic(p.path)
+	if strings.IndexByte("OPSNEDCXIJ", c) >= 0 {
+		return p.magicOf(0, c+'a'-'A')
 	}
-	if v, ok := p.magic[c]; ok {
+	return p.magicOf(p.src, c)
+}
+
+// magicOf is %c of the file srcs[src].
+func (p *parser) magicOf(src int, c byte) (string, bool, error) {
+	s := p.srcs[src]
+	if s.magic == nil {
+		p.initMagic(s)
+	}
+	if v, ok := s.magic[c]; ok {
 		return v, true, nil
 	}
-	f, ok := p.lazyMagic[c]
+	f, ok := s.lazy[c]
 	if !ok {
 		return "", false, nil
 	}
@@ -126,7 +155,7 @@ func (p *parser) magicVar(c byte) (string, bool, error) {
 	if err != nil {
 		return "", true, err
 	}
-	p.magic[c] = v
+	s.magic[c] = v
 	return v, true, nil
 }
 

@@ -57,6 +57,15 @@ type File struct {
 	Name     string // file name without extension (%n)
 	Entries  []Entry
 	Warnings []Diag
+	// Sources are the files read: the vassal file, then each file it
+	// included (ini, include, inherit), in the order they were read. A
+	// Line of an Entry or Diag in an included file is Sources' index
+	// shifted by lineBits plus its line: see Where and Locate.
+	Sources []Source
+	// Read are the files the vassal file named and that were read (the
+	// included ones, @(file) and for-readline), by path, for the vassal's
+	// PID 1 (ParseOptions.Files) and to notice their changes.
+	Read map[string][]byte
 	// rejected are the options (canonical names) set on a line whose value
 	// was an error, so that Decode does not report them missing as well.
 	rejected map[string]bool
@@ -103,9 +112,17 @@ type ParseOptions struct {
 	Glob     func(string) ([]string, error)
 	Hostname string
 	Now      func() time.Time
-	// ReadFile reads the file of @(path) and for-readline; nil: ReadFile
-	// (regular files only, at most MaxFileSize bytes).
+	// ReadFile reads the files the vassal file names: included files,
+	// @(path) and for-readline; nil: ReadFile (regular files only, at most
+	// MaxFileSize bytes) with the credentials of Owner.
 	ReadFile func(string) ([]byte, error)
+	// Owner is the owner of the vassal file, whose credentials read the
+	// files it names (see ReadAs); nil: the reading process's.
+	Owner *FileOwner
+	// Files, when not nil, are the only files that may be read, by path:
+	// the File.Read of the emperor's check, sent to the vassal's PID 1,
+	// which reads nothing itself.
+	Files map[string][]byte
 	// UWSGI is the uWSGI binary of %b and %V; "": uwsgi in PATH, looked up
 	// only when a file uses them.
 	UWSGI string
@@ -131,7 +148,8 @@ func (o *ParseOptions) fill() {
 		o.Now = time.Now
 	}
 	if o.ReadFile == nil {
-		o.ReadFile = ReadFile
+		owner := o.Owner
+		o.ReadFile = func(path string) ([]byte, error) { return ReadAs(owner, path) }
 	}
 }
 
@@ -159,17 +177,26 @@ func NameOf(path string) string {
 
 type rawLine struct {
 	key, value string
-	line       int
+	line       int  // see lineBits
+	seq        int  // its place in the files as read, included lines in place of their include line
 	bare       bool // a key with no '=': value is "true"
+	// included: an ini or include line outside a block, whose file was
+	// read in its place (its lines are sub); spec are the lines of the
+	// file an include line in a block names, for the pre-scan only.
+	included  bool
+	sub, spec []rawLine
 }
 
-// lex returns the key = value lines of the [uwsgi] section.
-func lex(errs *diagList, src []byte) []rawLine {
+// lexSection returns the key = value lines of the section of src (uWSGI's
+// uwsgi_ini_config), the Line of each being idx<<lineBits plus its number,
+// and whether the section was found.
+func lexSection(errs *diagList, src []byte, section string, idx int) ([]rawLine, bool) {
 	var out []rawLine
-	section := ""
+	cur := ""
 	sawSection := false
+	base := idx << lineBits
 	for i, l := range strings.Split(string(src), "\n") {
-		n := i + 1
+		n := base + i + 1
 		t := strings.TrimSpace(strings.TrimSuffix(l, "\r"))
 		if t == "" || t[0] == ';' || t[0] == '#' {
 			continue
@@ -177,16 +204,16 @@ func lex(errs *diagList, src []byte) []rawLine {
 		if t[0] == '[' {
 			if !strings.HasSuffix(t, "]") {
 				errs.add(n, fmt.Sprintf("section header %s has no closing ]", QuoteValue(t)))
-				section = ""
+				cur = ""
 				continue
 			}
-			section = strings.TrimSpace(t[1 : len(t)-1])
-			if section == "uwsgi" {
+			cur = strings.TrimSpace(t[1 : len(t)-1])
+			if cur == section {
 				sawSection = true
 			}
 			continue
 		}
-		if section != "uwsgi" {
+		if cur != section {
 			continue
 		}
 		k, v, ok := strings.Cut(t, "=")
@@ -203,10 +230,12 @@ func lex(errs *diagList, src []byte) []rawLine {
 		}
 		out = append(out, rawLine{key: k, value: strings.TrimSpace(v), line: n})
 	}
-	if !sawSection {
-		errs.add(0, "no [uwsgi] section (only [uwsgi] is read)")
-	}
-	return out
+	return out, sawSection
+}
+
+// lex lexes the section read of source idx.
+func (p *parser) lex(src []byte, idx int) ([]rawLine, bool) {
+	return lexSection(&p.errs, src, p.srcs[idx].Section, idx)
 }
 
 type parser struct {
@@ -214,14 +243,21 @@ type parser struct {
 	path      string
 	dir       string // the file's directory: relative paths of @(), if-exists, for-glob... resolve there
 	name      string
-	magic     map[byte]string
-	lazyMagic map[byte]func() (string, error)
+	srcs      []*source // the vassal file and the files it included
+	src       int       // the source of the line being read (its magic variables)
+	contents  map[string][]byte
+	readBytes int               // bytes of every file read, each time it is included
+	lastFile  int               // the source ini = :section reads again; -1: unknown
+	templates []rawLine         // inherit lines applied, read once every other line is
+	template  bool              // reading a template: uWSGI expands only magic variables
+	block     rawLine           // the block whose line is being applied (line 0: none)
+	nested    rawLine           // the block in which an included file is read (line 0: none)
 	ph        map[string]string // options and placeholders set so far: the first value of each, as uWSGI's %(name)
 	scan      scan
 	file      *File
 	errs      diagList
 	warns     diagList
-	cur       int             // the line being applied
+	cur       int             // the seq of the line being applied
 	resolving map[string]bool // forward references being resolved (a cycle is an error)
 	files     map[string]string
 	plugins   map[string]bool // plugins named so far (if-plugin)
@@ -253,18 +289,49 @@ func Parse(path string, src []byte, o ParseOptions) (*File, error) {
 		dir: filepath.Dir(abs), resolving: map[string]bool{}, files: map[string]string{},
 		plugins: map[string]bool{},
 		errs:    diagList{path: path}, warns: diagList{path: path, warning: true}}
-	p.file = &File{Path: path, Name: p.name}
-	lines := lex(&p.errs, src)
-	p.scan = prescan(lines)
+	p.file = &File{Path: path, Name: p.name, Sources: []Source{{Path: path, Section: "uwsgi"}}}
+	p.srcs = []*source{{Source: p.file.Sources[0], full: abs, written: path, reuse: -1}}
+	p.contents = map[string][]byte{abs: src}
+	p.readBytes = len(src)
+	lines, found := p.lex(src, 0)
+	if !found {
+		p.errs.add(0, "no [uwsgi] section (only [uwsgi] is read)")
+	}
+	lines = p.load(lines, []int{0})
+	seq := 0
+	p.scan = prescan(flatten(lines, &seq, nil))
+	p.src = 0
 	p.run(lines)
+	p.runTemplates()
 	p.finishApp()
 	p.appHints()
 	sort.SliceStable(p.errs.list, func(i, j int) bool { return p.errs.list[i].Line < p.errs.list[j].Line })
-	p.file.Warnings = p.warns.done()
+	p.file.Warnings = p.file.Locate(p.warns.done())
 	if errs := p.errs.done(); len(errs) > 0 {
-		return p.file, Errors(errs)
+		return p.file, Errors(p.file.Locate(errs))
 	}
 	return p.file, nil
+}
+
+// flatten numbers lines in the order uWSGI reads them, the lines of an
+// included file in place of its include line, and lists them for the
+// pre-scan, with the lines of a file that an include line in a block names
+// (spec) after that line.
+func flatten(lines []rawLine, seq *int, out []rawLine) []rawLine {
+	for i := range lines {
+		l := &lines[i]
+		*seq++
+		l.seq = *seq
+		out = append(out, *l)
+		if l.included {
+			out = flatten(l.sub, seq, out)
+		}
+		for _, s := range l.spec {
+			s.seq = l.seq
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (p *parser) errorf(line int, format string, a ...any) {
@@ -548,11 +615,20 @@ func (p *parser) run(lines []rawLine) {
 			return
 		}
 		k := l.key
-		p.cur = l.line
+		p.cur, p.src = l.seq, l.line>>lineBits
 		switch {
+		case l.included && cur == nil && nestedDepth == 0:
+			// read in its place by load
+			p.items++
+			p.setPH(k, l.value)
+			p.run(l.sub)
+		case p.nested.line != 0 && isLogic(k):
+			if !isEnd(k) {
+				p.errorf(l.line, "%s: logic blocks do not nest, and this file is read inside the %s at %s (uWSGI exits: recursive logic in options is not supported)", k, p.nested.key, p.file.Where(p.nested.line))
+			}
 		case isIf(k) || isFor(k):
 			if cur != nil {
-				p.errorf(l.line, "%s cannot be nested inside the %s opened at line %d (logic blocks do not nest)", k, cur.open.key, cur.open.line)
+				p.errorf(l.line, "%s cannot be nested inside the %s opened at %s (logic blocks do not nest)", k, cur.open.key, p.lineRef(cur.open.line))
 				nestedDepth++
 				continue
 			}
@@ -574,12 +650,12 @@ func (p *parser) run(lines []rawLine) {
 				continue
 			}
 			if cur.inElse {
-				p.errorf(l.line, "second else in the block opened at line %d", cur.open.line)
+				p.errorf(l.line, "second else in the block opened at %s", p.lineRef(cur.open.line))
 				continue
 			}
 			// else is uWSGI's from 2.1 on: uWSGI 2.0 knows no else and
 			// reads it as an unknown option inside the block.
-			p.warnf(l.line, "else is not in uWSGI 2.0 (it came later): uWSGI 2.0 ignores it and applies the lines after it when the %s at line %d is true; here they apply when it is false, as in later uWSGI", cur.open.key, cur.open.line)
+			p.warnf(l.line, "else is not in uWSGI 2.0 (it came later): uWSGI 2.0 ignores it and applies the lines after it when the %s at %s is true; here they apply when it is false, as in later uWSGI", cur.open.key, p.lineRef(cur.open.line))
 			cur.inElse = true
 			cur.active = !cur.active
 			cur.under, cur.hasUnder = "", false
@@ -593,7 +669,7 @@ func (p *parser) run(lines []rawLine) {
 				continue
 			}
 			if kind := strings.TrimPrefix(strings.TrimPrefix(k, "end"), "-"); kind != "" && kind != cur.kind {
-				p.warnf(l.line, "%s closes the %s opened at line %d (uWSGI closes any block with any end keyword; write end%s)", k, cur.open.key, cur.open.line, cur.kind)
+				p.warnf(l.line, "%s closes the %s opened at %s (uWSGI closes any block with any end keyword; write end%s)", k, cur.open.key, p.lineRef(cur.open.line), cur.kind)
 			}
 			if cur.kind == "for" {
 				p.loop(cur)
@@ -608,7 +684,9 @@ func (p *parser) run(lines []rawLine) {
 			case cur.kind == "for":
 				cur.body = append(cur.body, l)
 			case cur.active:
+				p.block = cur.open
 				p.apply(l, cur.under, cur.hasUnder)
+				p.block = rawLine{}
 			default:
 				p.checkName(l)
 			}
@@ -659,7 +737,14 @@ func scopeName(s Scope) string {
 }
 
 func (p *parser) loop(b *block) {
-	p.cur = b.open.line
+	p.cur, p.src = b.open.seq, b.open.line>>lineBits
+	if p.template {
+		if err := onlyMagic(b.open.value, "uWSGI reads a file of inherit after it has expanded the others, and leaves them as text"); err != nil {
+			p.fail(b.open, err)
+			p.checkNames(b.body)
+			return
+		}
+	}
 	v, err := p.expand(b.open.value, "", false)
 	if err != nil {
 		p.fail(b.open, err)
@@ -692,8 +777,10 @@ func (p *parser) loop(b *block) {
 			if p.stopped {
 				return
 			}
-			p.cur = l.line
+			p.cur, p.src = l.seq, l.line>>lineBits
+			p.block = b.open
 			p.apply(l, it, true)
+			p.block = rawLine{}
 		}
 	}
 }
@@ -766,7 +853,7 @@ func (p *parser) loopItems(key, v string) ([]string, error) {
 	case "for-readline":
 		// the lines of the file as fgets reads them into 1024 bytes (a
 		// longer line is several items), without their trailing \r and \n.
-		b, err := p.o.ReadFile(p.rel(v))
+		b, err := p.readData(p.rel(v))
 		if err != nil {
 			return nil, fmt.Errorf("cannot read %s: %w", QuoteValue(v), err)
 		}
@@ -842,6 +929,11 @@ func (p *parser) cond(l rawLine) (ok bool, under string, hasUnder bool, err erro
 	c := conditions[l.key]
 	if c.test == "reload" {
 		return p.o.Reload != c.neg, "", false, nil
+	}
+	if p.template {
+		if err := onlyMagic(l.value, "uWSGI reads a file of inherit after it has expanded the others, and leaves them as text"); err != nil {
+			return false, "", false, err
+		}
 	}
 	v, err := p.expand(l.value, "", false)
 	if err != nil {
@@ -945,22 +1037,25 @@ func (p *parser) lookup(name string) (string, bool, error) {
 	}
 	// the first line further down that sets it
 	sets := p.scan.sets[name]
-	i := sort.Search(len(sets), func(i int) bool { return sets[i].line.line > p.cur })
+	i := sort.Search(len(sets), func(i int) bool { return sets[i].line.seq > p.cur })
 	if i == len(sets) {
 		return "", false, nil
 	}
 	f := sets[i]
 	if !f.top {
-		return "", false, fmt.Errorf("%%(%s) refers to line %d, inside a block further down: set it before this line", name, f.line.line)
+		return "", false, fmt.Errorf("%%(%s) refers to %s, inside a block further down: set it before this line", name, p.lineRef(f.line.line))
 	}
 	if p.resolving[name] || len(p.resolving) >= maxForward {
-		return "", false, fmt.Errorf("%%(%s) refers to itself through line %d", name, f.line.line)
+		return "", false, fmt.Errorf("%%(%s) refers to itself through %s", name, p.lineRef(f.line.line))
 	}
 	p.resolving[name] = true
 	defer delete(p.resolving, name)
+	src := p.src
+	p.src = f.line.line >> lineBits // its magic variables are its file's
 	v, err := p.expand(f.value, "", false)
+	p.src = src
 	if err != nil {
-		return "", false, fmt.Errorf("%%(%s), set at line %d: %w", name, f.line.line, err)
+		return "", false, fmt.Errorf("%%(%s), set at %s: %w", name, p.lineRef(f.line.line), err)
 	}
 	p.ph[name] = v
 	return v, true, nil
@@ -976,12 +1071,26 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 		p.stopped = true
 		return
 	}
+	k := l.key
+	if isInclude(k) {
+		p.include(l, under, hasUnder)
+		return
+	}
+	if msg, ok := unsupportedConfig[k]; ok {
+		p.errorf(l.line, "%s", msg)
+		return
+	}
+	if p.template {
+		if err := onlyMagic(l.value, "uWSGI reads a file of inherit after it has expanded the others, and leaves them as text"); err != nil {
+			p.errorf(l.line, "%s: %v", k, err)
+			return
+		}
+	}
 	v, err := p.expand(l.value, under, hasUnder)
 	if err != nil {
 		p.fail(l, err)
 		return
 	}
-	k := l.key
 	if k == "set" {
 		// uWSGI's set: NAME=VALUE sets the option NAME, or a placeholder
 		// when NAME is not an option.
@@ -1250,7 +1359,7 @@ func (p *parser) atFile(path string) (string, error) {
 	if v, ok := p.files[full]; ok {
 		return v, nil
 	}
-	b, err := p.o.ReadFile(full)
+	b, err := p.readData(full)
 	if err != nil {
 		return "", fmt.Errorf("@(%s): %w", path, err)
 	}

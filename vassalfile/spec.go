@@ -201,8 +201,9 @@ func Decode(f *File) (*Spec, error) {
 		e, _ := f.Last("chroot")
 		d.bad(e, fmt.Errorf("chroot and pivot_root cannot both be set"))
 	}
+	orig.Warnings = orig.Locate(orig.Warnings)
 	if l := d.errs.done(); len(l) > 0 {
-		return s, Errors(l)
+		return s, Errors(orig.Locate(l))
 	}
 	return s, nil
 }

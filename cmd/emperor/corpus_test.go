@@ -111,6 +111,10 @@ var corpusConstructs = map[string]string{
 	"$(ENV)":                 `\$\([A-Z_]+\)`,
 	"%%":                     `%%`,
 	"@(file)":                `@\(`,
+	"ini = FILE:SECTION":     `(?m)^ini = [^:\n]+:[a-z]+$`,
+	"ini = :SECTION":         `(?m)^ini = :[a-z]+$`,
+	"include = FILE.ini":     `(?m)^include = .+\.ini$`,
+	"inherit = FILE.ini":     `(?m)^inherit = .+\.ini$`,
 
 	"glusterfs-mount": `(?m)^glusterfs-mount =`,
 	"static-map":      `(?m)^static-map =`,
