@@ -31,29 +31,42 @@ func TestCheckAppVassalAgainstInstalledUWSGI(t *testing.T) {
 	}
 
 	const bad = "[uwsgi]\nhttp-socket = 127.0.0.1:9\nrack = /srv/app/config.ru\nplugins-dir = /nonexistent\nplugin = nosuch\n"
-	badPath := filepath.Join(dir, "rack.ini")
-	if err := os.WriteFile(badPath, []byte(bad), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	want := []string{
 		":3: rack needs uWSGI's rack plugin, which is not installed: apt-get install uwsgi-plugin-rack-ruby3.1",
 		":5: plugin nosuch cannot be loaded",
 	}
-	chk = exec.Command(emperorBin, "check", badPath)
+	checkFails(t, bad, want)
+	requireRoot(t)
+	startEmperor(t).failsConfig(t, "rackapp", bad, want)
+}
+
+// checkFails runs `emperor check` on a file with body: it must exit 1 and
+// print each of want after the file's path.
+func checkFails(t *testing.T, body string, want []string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "bad.ini")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	chk := exec.Command(emperorBin, "check", path)
 	out, _ := chk.Output()
 	if chk.ProcessState.ExitCode() != 1 {
 		t.Fatalf("emperor check: exit %d\n%s", chk.ProcessState.ExitCode(), out)
 	}
 	for _, w := range want {
-		if !strings.Contains(string(out), badPath+w) {
-			t.Errorf("emperor check: no %q in:\n%s", badPath+w, out)
+		if !strings.Contains(string(out), path+w) {
+			t.Errorf("emperor check: no %q in:\n%s", path+w, out)
 		}
 	}
+}
 
-	requireRoot(t)
-	e := startEmperor(t)
-	path := e.install("rackapp", bad)
-	v := e.waitState("rackapp", "failed-config", time.Minute)
+// failsConfig installs body as vassal name: it must reach failed-config
+// with each of want in its status after the file's path, and never be
+// spawned.
+func (e *emperorProc) failsConfig(t *testing.T, name, body string, want []string) {
+	t.Helper()
+	path := e.install(name, body)
+	v := e.waitState(name, "failed-config", time.Minute)
 	for _, w := range want {
 		if !strings.Contains(v.ConfigError, path+w) {
 			t.Errorf("status: no %q in:\n%s", path+w, v.ConfigError)

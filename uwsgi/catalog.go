@@ -9,6 +9,8 @@ package uwsgi
 import (
 	_ "embed"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -53,6 +55,9 @@ type catalogData struct {
 	options  map[string]Option
 	names    []string
 	packages map[string]string // plugin -> Debian package; "" -> uwsgi-core
+	// actions and conditions map the names of internal routing's actions
+	// and route-if conditions to their plugin ("" is the core).
+	actions, conditions map[string]string
 }
 
 var catalog = sync.OnceValue(func() catalogData {
@@ -64,7 +69,8 @@ var catalog = sync.OnceValue(func() catalogData {
 })
 
 func parseCatalog(text string) (catalogData, error) {
-	c := catalogData{options: map[string]Option{}, packages: map[string]string{}}
+	c := catalogData{options: map[string]Option{}, packages: map[string]string{},
+		actions: map[string]string{}, conditions: map[string]string{}}
 	for i, l := range strings.Split(text, "\n") {
 		if l == "" || l[0] == '#' {
 			continue
@@ -95,6 +101,15 @@ func parseCatalog(text string) (catalogData, error) {
 			}
 			c.options[o.Name] = o
 			c.names = append(c.names, o.Name)
+		case (f[0] == "action" || f[0] == "condition") && len(f) == 3:
+			if _, ok := c.packages[dash(f[2])]; !ok {
+				return c, fmt.Errorf("line %d: plugin %q has no package line", i+1, f[2])
+			}
+			m := c.actions
+			if f[0] == "condition" {
+				m = c.conditions
+			}
+			m[f[1]] = dash(f[2])
 		default:
 			return c, fmt.Errorf("line %d: %q", i+1, l)
 		}
@@ -131,3 +146,27 @@ func Plugins() []string {
 	sort.Strings(out)
 	return out
 }
+
+// ActionPlugin is the plugin that registers the routing action name (the
+// name before the colon of a route's action: redirect for
+// redirect:/new), "" for the core, and whether uWSGI 2.0.21 as Debian
+// ships it has that action at all.
+func ActionPlugin(name string) (string, bool) {
+	p, ok := catalog().actions[name]
+	return p, ok
+}
+
+// ConditionPlugin is the plugin that registers the route-if condition
+// name, "" for the core, and whether uWSGI 2.0.21 as Debian ships it has
+// that condition at all.
+func ConditionPlugin(name string) (string, bool) {
+	p, ok := catalog().conditions[name]
+	return p, ok
+}
+
+// Actions returns the names of every routing action of the catalog, sorted.
+func Actions() []string { return slices.Sorted(maps.Keys(catalog().actions)) }
+
+// Conditions returns the names of every route-if condition of the
+// catalog, sorted.
+func Conditions() []string { return slices.Sorted(maps.Keys(catalog().conditions)) }

@@ -53,34 +53,50 @@ type Installation struct {
 // options). The answer is cached per set of dirs and plugins until the
 // binary or its plugin directory changes (a package installed since).
 func Installed(dirs, plugins []string) (*Installation, error) {
-	bin, err := exec.LookPath(Binary)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s not found (apt-get install uwsgi-core)", ErrNotInstalled, Binary)
-	}
-	key := stamp(bin) + "\x00" + stamp(PluginDir) + "\x00" + strings.Join(dirs, "\x01") + "\x00" + strings.Join(plugins, "\x01")
-	cache.Lock()
-	in, ok := cache.m[key]
-	cache.Unlock()
-	if ok {
-		return in, nil
-	}
-	in, err = ask(bin, dirs, plugins)
-	if err != nil {
-		return nil, err
-	}
-	cache.Lock()
-	if len(cache.m) > 256 {
-		cache.m = map[string]*Installation{}
-	}
-	cache.m[key] = in
-	cache.Unlock()
-	return in, nil
+	return cachedAsk(&helpCache, dirs, plugins, func(bin string) (*Installation, error) {
+		return ask(bin, dirs, plugins)
+	})
 }
 
-var cache = struct {
+// answers caches what the installed uwsgi answered, per set of dirs and
+// plugins, binary and plugin directory.
+type answers[T any] struct {
 	sync.Mutex
-	m map[string]*Installation
-}{m: map[string]*Installation{}}
+	m map[string]T
+}
+
+var (
+	helpCache  answers[*Installation]
+	routeCache answers[map[string]bool]
+)
+
+// cachedAsk answers from c, or runs ask with the installed uwsgi (Binary,
+// found in PATH) and keeps its answer until the binary or its plugin
+// directory changes.
+func cachedAsk[T any](c *answers[T], dirs, plugins []string, ask func(bin string) (T, error)) (T, error) {
+	var zero T
+	bin, err := exec.LookPath(Binary)
+	if err != nil {
+		return zero, fmt.Errorf("%w: %s not found (apt-get install uwsgi-core)", ErrNotInstalled, Binary)
+	}
+	key := stamp(bin) + "\x00" + stamp(PluginDir) + "\x00" + strings.Join(dirs, "\x01") + "\x00" + strings.Join(plugins, "\x01")
+	c.Lock()
+	v, ok := c.m[key]
+	c.Unlock()
+	if ok {
+		return v, nil
+	}
+	if v, err = ask(bin); err != nil {
+		return zero, err
+	}
+	c.Lock()
+	if c.m == nil || len(c.m) > 256 {
+		c.m = map[string]T{}
+	}
+	c.m[key] = v
+	c.Unlock()
+	return v, nil
+}
 
 // stamp identifies a file's version: path, size and modification time.
 func stamp(path string) string {
@@ -97,6 +113,29 @@ var (
 )
 
 func ask(bin string, dirs, plugins []string) (*Installation, error) {
+	out, errOut, err := run(bin, loadArgs(dirs, plugins, "--help"))
+	if err != nil {
+		return nil, err
+	}
+	in := &Installation{Options: map[string]bool{}, Missing: map[string]string{}}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if m := helpLine.FindStringSubmatch(sc.Text()); m != nil {
+			in.Options[m[1]] = true
+		}
+	}
+	if len(in.Options) == 0 {
+		return nil, fmt.Errorf("%s %s printed no option", bin, strings.Join(loadArgs(dirs, plugins, "--help"), " "))
+	}
+	for _, m := range unableLine.FindAllStringSubmatch(out+errOut, -1) {
+		in.Missing[PluginName(m[1])] = m[2]
+	}
+	return in, nil
+}
+
+// loadArgs are the arguments that make uwsgi load plugins from dirs (then
+// its own directory), followed by more.
+func loadArgs(dirs, plugins []string, more ...string) []string {
 	var args []string
 	for _, d := range dirs {
 		args = append(args, "--plugins-dir", d)
@@ -104,7 +143,15 @@ func ask(bin string, dirs, plugins []string) (*Installation, error) {
 	if len(plugins) > 0 {
 		args = append(args, "--plugin", strings.Join(plugins, ","))
 	}
-	args = append(args, "--help")
+	return append(args, more...)
+}
+
+// run runs bin with args, bounded by HelpTimeout, in an empty environment
+// (uwsgi reads UWSGI_* variables as options), from /, as nobody when the
+// emperor is root, and returns its output. An exit status other than 0 is
+// an error whose text ends with the last line of its stderr; the output
+// comes with it.
+func run(bin string, args []string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), HelpTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -118,27 +165,47 @@ func ask(bin string, dirs, plugins []string) (*Installation, error) {
 	}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
+	err = cmd.Run()
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("%s %s: no answer within %v", bin, strings.Join(args, " "), HelpTimeout)
+		return "", "", fmt.Errorf("%s %s: no answer within %v", bin, strings.Join(args, " "), HelpTimeout)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w: %s", bin, strings.Join(args, " "), err, lastLine(errOut.String()))
+		err = fmt.Errorf("%s %s: %w: %s", bin, strings.Join(args, " "), err, lastLine(errOut.String()))
 	}
-	in := &Installation{Options: map[string]bool{}, Missing: map[string]string{}}
-	sc := bufio.NewScanner(&out)
-	for sc.Scan() {
-		if m := helpLine.FindStringSubmatch(sc.Text()); m != nil {
-			in.Options[m[1]] = true
+	return out.String(), errOut.String(), err
+}
+
+// noClock names a clock no uwsgi has: --clock makes uwsgi exit right after
+// it printed the lists it was asked for (core/uwsgi.c calls
+// uwsgi_set_clock after router_list; core/clock.c exits when the clock is
+// unknown), before it would set up anything of an app server.
+const noClock = "emperor-check-no-such-clock"
+
+var routersList = regexp.MustCompile(`(?s)\*\*\* uWSGI loaded routers \*\*\*\n(.*?)--- end of routers list ---`)
+
+// RouteActions asks the installed uwsgi which routing actions it has with
+// plugins loaded (as Installed: looked for in dirs, then in its own plugin
+// directory): one run of `uwsgi --plugins-dir D... --plugin a,b
+// --router-list --clock NONE`, which prints the actions registered by the
+// core and the plugins it loaded, then exits (noClock). The answer is
+// cached as Installed's.
+func RouteActions(dirs, plugins []string) (map[string]bool, error) {
+	return cachedAsk(&routeCache, dirs, plugins, func(bin string) (map[string]bool, error) {
+		args := loadArgs(dirs, plugins, "--router-list", "--clock", noClock)
+		out, errOut, err := run(bin, args)
+		m := routersList.FindStringSubmatch(out + errOut) // uwsgi_log writes to stderr
+		if m == nil {
+			if err == nil {
+				err = fmt.Errorf("%s %s printed no routers list: %s", bin, strings.Join(args, " "), lastLine(errOut))
+			}
+			return nil, err
 		}
-	}
-	if len(in.Options) == 0 {
-		return nil, fmt.Errorf("%s %s printed no option", bin, strings.Join(args, " "))
-	}
-	for _, m := range unableLine.FindAllStringSubmatch(out.String()+errOut.String(), -1) {
-		in.Missing[PluginName(m[1])] = m[2]
-	}
-	return in, nil
+		actions := map[string]bool{}
+		for _, a := range strings.Fields(m[1]) {
+			actions[a] = true
+		}
+		return actions, nil
+	})
 }
 
 // PluginName is the name uwsgi gives a plugin named by a path or a file

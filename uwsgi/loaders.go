@@ -80,20 +80,22 @@ func MountPlugin(value string) string {
 	return "python3"
 }
 
-// PluginOf is the plugin a line of option key with value needs: a
-// loader's (mount's by its value), else the catalog's ("" for the core or
-// an option the catalog does not know).
-func PluginOf(key, value string) string {
+// PluginsOf are the plugins a line of option key with value needs: a
+// loader's (mount's by its value), else the catalog's for the option
+// (none for the core or an option the catalog does not know), and for a
+// route line the plugins of its route-if condition and its action
+// (router_redirect for route = ^/old redirect:/new).
+func PluginsOf(key, value string) []string {
 	if key == "mount" || key == "worker-mount" {
-		return MountPlugin(value)
+		return []string{MountPlugin(value)}
 	}
 	if ld, ok := LoaderOf(key); ok {
-		return ld.Plugin
+		return []string{ld.Plugin}
 	}
-	if o, ok := Lookup(key); ok {
-		return o.Plugin
+	if o, ok := Lookup(key); ok && o.Plugin != "" {
+		return []string{o.Plugin}
 	}
-	return ""
+	return routePlugins(key, value)
 }
 
 // sockets are the options that make uWSGI listen.

@@ -115,12 +115,21 @@ func TestLoadersAreInTheCatalog(t *testing.T) {
 		}
 	}
 	for v, want := range map[string]string{"/=app.py": "python3", "/app=myapp.pl": "psgi", "/r=config.ru": "rack", "/=app:application": "python3", "/l=app.lua": "lua", "/p=index.php": "php"} {
-		if got := PluginOf("mount", v); got != want {
+		if got := PluginsOf("mount", v); len(got) != 1 || got[0] != want {
 			t.Errorf("mount = %s: plugin %s, want %s", v, got, want)
 		}
 	}
-	if PluginOf("http", ":80") != "http" || PluginOf("master", "true") != "" || PluginOf("php-app", "x") != "php" {
-		t.Error("PluginOf")
+	for _, c := range []struct{ key, value, want string }{
+		{"http", ":80", "http"}, {"master", "true", ""}, {"php-app", "x", "php"},
+		{"route", "^/old redirect:/new", "router_redirect"}, {"route", "^/ log:x", ""},
+		{"route-if", "incache:key=${REQUEST_URI} cache:key=${REQUEST_URI}", "router_cache"},
+		{"route-if", "incache:k redirect:/", "router_cache router_redirect"},
+		{"final-route-status", "404 basicauth:r,u:p", "router_basicauth"},
+		{"route-label", "redirect:x", ""}, {"route", "^/old", ""},
+	} {
+		if got := strings.Join(PluginsOf(c.key, c.value), " "); got != c.want {
+			t.Errorf("PluginsOf(%s, %s) = %q, want %q", c.key, c.value, got, c.want)
+		}
 	}
 }
 

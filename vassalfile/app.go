@@ -235,7 +235,8 @@ var pluginLines = map[string]bool{"plugin": true, "plugins": true, "need-plugin"
 // no app. Its lines are those of options uWSGI owns (OwnerApp, and
 // OwnerShared since there is an app), in file order, with the key as
 // written. Each plugin its lines need (a loader's, or any other option's
-// of a plugin: http for http, psgi for psgi) that no plugin line names is
+// of a plugin: http for http, psgi for psgi; a route's action:
+// router_redirect for redirect) that no plugin line names is
 // loaded for it: a plugin line for each, in order of first use, before the
 // file's own lines. So a file written for a uWSGI with those plugins built
 // in (pip's, or one that names only its language plugin) runs on Debian's
@@ -259,9 +260,11 @@ func BuildApp(f *File) *App {
 				named[uwsgi.PluginName(p)] = true
 			}
 		}
-		if plugin := uwsgi.PluginOf(k, e.Value); plugin != "" && !seen[plugin] {
-			seen[plugin] = true
-			need = append(need, plugin)
+		for _, plugin := range uwsgi.PluginsOf(k, e.Value) {
+			if !seen[plugin] {
+				seen[plugin] = true
+				need = append(need, plugin)
+			}
 		}
 	}
 	var auto []AppLine

@@ -3,6 +3,7 @@ package vassalfile
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -17,7 +18,10 @@ import (
 //   - a plugin that cannot be loaded, with the Debian package that ships it
 //     (on the loader's line when the plugin was loaded for it);
 //   - an option of a plugin the file does not load, saying which;
-//   - an option the installed uwsgi does not know, with a hint.
+//   - an option the installed uwsgi does not know, with a hint;
+//   - a route line (route, route-if, final-route, response-route...) that
+//     uWSGI cannot read, whose route-if condition it does not have, or
+//     whose action no plugin it loads registers (checkRoutes).
 //
 // No uwsgi at all is an error on the first line that asks for the app
 // server; a uwsgi that cannot be asked (it hangs, it fails) is a warning:
@@ -60,7 +64,89 @@ func CheckAppServer(path string, app *App) []Diag {
 		}
 		c.unknown(l, in)
 	}
+	c.checkRoutes(dirs, plugins, in)
 	return c.out
+}
+
+// routeLine is a route line of the file and what it names.
+type routeLine struct {
+	AppLine
+	uwsgi.Route
+}
+
+// checkRoutes checks the route lines as uWSGI reads them when it starts
+// (core/routing.c, uwsgi_opt_add_route): it exits at a line it cannot
+// read, at a route-if condition it does not have, and at an action no
+// plugin it loaded registers ("unable to register route"). The conditions
+// are the catalog's (uwsgi lists none); the actions are those the
+// installed uwsgi lists with the file's plugins loaded
+// (uwsgi.RouteActions), so that a plugin of the file's own plugins-dir
+// counts. The plugin of every action and condition the catalog knows is
+// loaded for the file (BuildApp); the arguments of an action are not
+// checked.
+func (c *appCheck) checkRoutes(dirs, plugins []string, in *uwsgi.Installation) {
+	var routes []routeLine
+	for _, l := range c.app.Lines {
+		r, ok, err := uwsgi.ParseRoute(l.Key, l.Value)
+		switch {
+		case !ok || l.Line == 0:
+		case err != nil:
+			c.errorf(l.Line, "%s: %v", l.Key, err)
+		default:
+			routes = append(routes, routeLine{l, r})
+		}
+	}
+	if len(routes) == 0 {
+		return
+	}
+	actions, err := uwsgi.RouteActions(dirs, plugins)
+	if err != nil {
+		c.add(routes[0].Line, true, fmt.Sprintf("the route actions are not checked against the installed uwsgi: %v", err))
+	}
+	for _, r := range routes {
+		if _, known := uwsgi.ConditionPlugin(r.Condition); r.If && !known {
+			c.errorf(r.Line, "%s: uWSGI has no route condition %s%s", r.Key, QuoteValue(r.Condition), hint(r.Condition, uwsgi.Conditions()))
+		}
+		if err == nil && !actions[r.Action] {
+			c.unknownAction(r, actions, in)
+		}
+	}
+}
+
+// unknownAction reports a route line whose action the installed uwsgi
+// does not register with the file's plugins loaded.
+func (c *appCheck) unknownAction(r routeLine, actions map[string]bool, in *uwsgi.Installation) {
+	plugin, known := uwsgi.ActionPlugin(r.Action)
+	switch {
+	case !known:
+		all := uwsgi.Actions()
+		for a := range actions {
+			all = append(all, a)
+		}
+		sort.Strings(all)
+		c.errorf(r.Line, "%s: uWSGI has no route action %s%s", r.Key, QuoteValue(r.Action), hint(r.Action, all))
+	case plugin == "":
+		c.errorf(r.Line, "%s: the installed uwsgi has no route action %s, which uWSGI %s has in its core", r.Key, QuoteValue(r.Action), uwsgi.Version)
+	default:
+		if _, failed := in.Missing[plugin]; failed {
+			return // the plugin's own error says it
+		}
+		pkg, _ := uwsgi.PackageOf(plugin)
+		if _, loaded := c.named[plugin]; loaded {
+			c.errorf(r.Line, "%s: route action %s is uWSGI's %s plugin's (%s), which the installed uwsgi does not register with that plugin loaded", r.Key, QuoteValue(r.Action), plugin, pkg)
+			return
+		}
+		c.errorf(r.Line, "%s: route action %s needs uWSGI's %s plugin (%s), which this file does not load: add plugin = %s", r.Key, QuoteValue(r.Action), plugin, pkg, plugin)
+	}
+}
+
+// hint is " (did you mean X?)" for the name of known that typed most
+// likely meant, or "".
+func hint(typed string, known []string) string {
+	if s := spell.Nearest(typed, known, nil); s != "" {
+		return fmt.Sprintf(" (did you mean %s?)", QuoteValue(s))
+	}
+	return ""
 }
 
 type appCheck struct {
@@ -97,11 +183,24 @@ func (c *appCheck) firstAsking() int {
 // loaded for the file belongs.
 func (c *appCheck) user(plugin string) (AppLine, bool) {
 	for _, l := range c.app.Lines {
-		if l.Line > 0 && uwsgi.PluginOf(l.Key, l.Value) == plugin {
+		if l.Line > 0 && slices.Contains(uwsgi.PluginsOf(l.Key, l.Value), plugin) {
 			return l, true
 		}
 	}
 	return AppLine{}, false
+}
+
+// needer names what of line l needs plugin: its option, or for a route
+// line its action or condition.
+func needer(l AppLine, plugin string) string {
+	r, ok, err := uwsgi.ParseRoute(l.Key, l.Value)
+	if !ok || err != nil {
+		return l.Key
+	}
+	if p, _ := uwsgi.ActionPlugin(r.Action); p == plugin {
+		return fmt.Sprintf("%s: route action %s", l.Key, QuoteValue(r.Action))
+	}
+	return fmt.Sprintf("%s: route condition %s", l.Key, QuoteValue(r.Condition))
 }
 
 // missingPlugin reports a plugin the installed uwsgi could not load.
@@ -120,7 +219,7 @@ func (c *appCheck) missingPlugin(name, reason string) {
 		return
 	}
 	if l, ok := c.user(name); ok {
-		c.errorf(l.Line, "%s needs uWSGI's %s plugin, which is not installed: %s", l.Key, name, install)
+		c.errorf(l.Line, "%s needs uWSGI's %s plugin, which is not installed: %s", needer(l, name), name, install)
 		return
 	}
 	c.errorf(c.firstAsking(), "uWSGI's %s plugin is not installed: %s", name, install)

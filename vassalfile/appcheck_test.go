@@ -2,6 +2,7 @@ package vassalfile
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,5 +130,89 @@ func TestCheckAppServerThatFailsIsAWarning(t *testing.T) {
 func TestCheckAppServerNoApp(t *testing.T) {
 	if d := CheckAppServer("/v/a.ini", nil); d != nil {
 		t.Fatal(d)
+	}
+}
+
+// routesFile has a route line of each kind that uWSGI 2.0.21 as Debian
+// ships it takes, none of them with a plugin line: the plugins of their
+// actions and conditions are loaded for the file.
+const routesFile = `[uwsgi]
+http-socket = :8080
+psgi = a.pl
+route = ^/old redirect-301:/new
+route-host = ^www\. log:www
+route-uri = ^/x rewrite:/y
+route-label = end
+route-if = incache:key=${REQUEST_URI} cache:key=${REQUEST_URI}
+route-if-not = equal:${HTTP_HOST};example.com break:403 Forbidden
+route-run = addheader:X-Routed: yes
+final-route-status = 404 log:not found
+error-route-run = goto:end
+response-route = ^/ gzip:
+`
+
+func TestCheckAppServerRoutes(t *testing.T) {
+	wantDiags(t, checkApp(t, routesFile), 0)
+	_, s := decodeSrc(t, routesFile, ParseOptions{})
+	var auto []string
+	for _, l := range s.App.Lines {
+		if l.Line == 0 {
+			auto = append(auto, l.Value)
+		}
+	}
+	if got := strings.Join(auto, " "); got != "psgi router_redirect router_rewrite router_cache transformation_gzip" {
+		t.Fatalf("plugins loaded for the file: %s", got)
+	}
+	wantDiags(t, checkApp(t, "[uwsgi]\nhttp-socket = :8080\npsgi = a.pl\nroute = ^/old redirct:/new\nroute-if = equl:a;b log:x\nroute-run = cach:key=x\n"), 3,
+		`/v/app.ini:4: route: uWSGI has no route action "redirct" (did you mean "redirect"?)`,
+		`/v/app.ini:5: route-if: uWSGI has no route condition "equl" (did you mean "equal"?)`,
+		`/v/app.ini:6: route-run: uWSGI has no route action "cach" (did you mean "cache"?)`)
+	wantDiags(t, checkApp(t, "[uwsgi]\nhttp-socket = :8080\npsgi = a.pl\nroute = ^/old\nroute-if = equal log:x\nfinal-route-run = redirect\n"), 3,
+		"/v/app.ini:4: route: invalid route syntax: uWSGI reads route = REGEXP ACTION:ARGS",
+		"/v/app.ini:5: route-if: invalid route condition syntax: uWSGI reads route-if = CONDITION:ARGS ACTION:ARGS",
+		"/v/app.ini:6: final-route-run: invalid route syntax: uWSGI reads final-route-run = ACTION:ARGS")
+	// router_access is Debian's (uwsgi-plugin-router-access), not
+	// installed by make deps.
+	wantDiags(t, checkApp(t, "[uwsgi]\nhttp-socket = :8080\npsgi = a.pl\nroute = ^/admin access:action=deny\n"), 1,
+		`/v/app.ini:4: route: route action "access" needs uWSGI's router_access plugin, which is not installed: apt-get install uwsgi-plugin-router-access`)
+	wantDiags(t, checkApp(t, "[uwsgi]\nhttp-socket = :8080\nplugins = psgi,router_access\npsgi = a.pl\nroute = ^/admin access:action=deny\n"), 1,
+		"/v/app.ini:3: plugin router_access is not installed: apt-get install uwsgi-plugin-router-access")
+}
+
+// A plugin that registers an action but does not load, or a uwsgi that
+// lacks an action of its core: the action is the plugin's or the core's.
+func TestCheckAppServerRouteActionsOfTheApp(t *testing.T) {
+	app := &App{Lines: []AppLine{{Key: "plugin", Value: "psgi", Line: 2}, {Key: "psgi", Value: "a.pl", Line: 3}, {Key: "route", Value: "^/old redirect:/new", Line: 4}}}
+	wantDiags(t, CheckAppServer("/v/app.ini", app), 1,
+		`/v/app.ini:4: route: route action "redirect" needs uWSGI's router_redirect plugin (uwsgi-core), which this file does not load: add plugin = router_redirect`)
+}
+
+// What the check says of a route line is what uWSGI does when it starts
+// with the lines the emperor hands it: it takes the file that passes, and
+// exits at the line the check reports, with its own error. uWSGI parses
+// the route lines before it sets its clock; an unknown clock makes it exit
+// there, before it binds or loads anything.
+func TestCheckAppServerRoutesAsUWSGIStarts(t *testing.T) {
+	for _, c := range []struct{ src, uwsgiSays string }{
+		{routesFile, ""},
+		{"[uwsgi]\nhttp-socket = :8080\npsgi = a.pl\nroute = ^/old redirct:/new\n", `unable to register route "^/old redirct:/new"`},
+		{"[uwsgi]\nhttp-socket = :8080\npsgi = a.pl\nroute-if = equl:a;b log:x\n", `unable to find "equl" route condition`},
+		{"[uwsgi]\nhttp-socket = :8080\npsgi = a.pl\nroute = ^/old\n", "invalid route syntax"},
+		{"[uwsgi]\nhttp-socket = :8080\npsgi = a.pl\nroute = ^/admin access:action=deny\n", `unable to register route "^/admin access:action=deny"`},
+	} {
+		diags := checkApp(t, c.src)
+		_, s := decodeSrc(t, c.src, ParseOptions{})
+		ini := filepath.Join(t.TempDir(), "app.ini")
+		if err := os.WriteFile(ini, uwsgi.Render(s.App.Lines), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := exec.Command(uwsgi.Binary, "--ini", ini, "--clock", "no-such-clock-here").CombinedOutput()
+		started := strings.Contains(string(out), `unable to set "no-such-clock-here" clock`)
+		switch {
+		case c.uwsgiSays == "" && (!started || len(diags) > 0):
+			t.Errorf("%q: uwsgi took it: %v, the check says %v:\n%s", c.src, started, diags, out)
+		case c.uwsgiSays != "" && (started || !strings.Contains(string(out), c.uwsgiSays) || len(diags) != 1 || diags[0].Line != 4):
+			t.Errorf("%q: uwsgi took it: %v, the check says %v:\n%s", c.src, started, diags, out)
+		}
 	}
 }

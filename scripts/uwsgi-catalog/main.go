@@ -17,6 +17,16 @@
 //     tables (struct uwsgi_option) of its directory in the uWSGI source at
 //     the tag, with the plugin and package names of debianPlugins.
 //
+// The actions of uWSGI's internal routing (the ACTION of route = REGEXP
+// ACTION:ARGS) and the conditions of route-if come the same way: the
+// core's and the installed plugins' actions from `uwsgi [--plugin NAME]
+// --router-list` (what a plugin adds is its own), the other Debian plugins'
+// from the uwsgi_register_router calls of their source. uwsgi lists no
+// conditions: those are the uwsgi_register_route_condition calls of the
+// source, each one of the core or of an installed plugin kept only when the
+// installed uwsgi takes it in a route-if line (a condition of the source
+// may be compiled out, as lord is without SSL).
+//
 // Whether an option takes a value (no_argument is a flag) and which options
 // are aliases come from the source's option tables: two entries of one
 // table are one option when they have the same handler, target, argument
@@ -120,14 +130,25 @@ type srcOpt struct {
 // (flags may be missing).
 var entry = regexp.MustCompile(`\{\s*"([A-Za-z0-9_.\-]+)"\s*,\s*(no_argument|required_argument|optional_argument)\s*,\s*[^,]+,\s*"((?:[^"\\]|\\.)*)"\s*,\s*([A-Za-z0-9_]+)\s*,\s*([^,{}]*?)\s*[,}]`)
 
+// registered matches a call that registers a routing action or a route-if
+// condition by name.
+var registered = regexp.MustCompile(`uwsgi_register_route(r|_condition)\(\s*"([^"]+)"`)
+
+// sourceRouting are the routing actions and route-if conditions that the
+// source registers, per "core" or plugin directory, in source order.
+type sourceRouting struct {
+	actions, conditions map[string][]string
+}
+
 // sourceTables reads the option tables of the source at tag: a map of
-// "core" or a plugin directory to its entries in source order, and the
-// directories the source has.
-func sourceTables(repo, tag string) (map[string][]srcOpt, map[string]bool, error) {
+// "core" or a plugin directory to its entries in source order, the
+// directories the source has, and the routing names each registers.
+func sourceTables(repo, tag string) (map[string][]srcOpt, map[string]bool, sourceRouting, error) {
+	routing := sourceRouting{actions: map[string][]string{}, conditions: map[string][]string{}}
 	cmd := exec.Command("git", "-C", repo, "archive", "--format=tar", tag, "core", "plugins")
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, nil, fmt.Errorf("git archive %s of %s: %w", tag, repo, err)
+		return nil, nil, routing, fmt.Errorf("git archive %s of %s: %w", tag, repo, err)
 	}
 	tables := map[string][]srcOpt{}
 	dirs := map[string]bool{}
@@ -138,7 +159,7 @@ func sourceTables(repo, tag string) (map[string][]srcOpt, map[string]bool, error
 			break
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, routing, err
 		}
 		ext := path.Ext(h.Name)
 		if h.Typeflag != tar.TypeReg || (ext != ".c" && ext != ".cc" && ext != ".h" && ext != ".m") {
@@ -152,15 +173,22 @@ func sourceTables(repo, tag string) (map[string][]srcOpt, map[string]bool, error
 		dirs[key] = true
 		b, err := io.ReadAll(tr)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, routing, err
 		}
 		// Join continued lines (macros), then read every entry.
 		text := strings.ReplaceAll(string(b), "\\\n", " ")
 		for _, m := range entry.FindAllStringSubmatch(text, -1) {
 			tables[key] = append(tables[key], srcOpt{name: m[1], arg: m[2], help: m[3], handler: m[4], target: m[5]})
 		}
+		for _, m := range registered.FindAllStringSubmatch(text, -1) {
+			if m[1] == "r" {
+				routing.actions[key] = append(routing.actions[key], m[2])
+			} else {
+				routing.conditions[key] = append(routing.conditions[key], m[2])
+			}
+		}
 	}
-	return tables, dirs, nil
+	return tables, dirs, routing, nil
 }
 
 // facts are what the source says of the names of one table: flag or not,
@@ -212,6 +240,48 @@ func help(bin string, args ...string) ([]string, error) {
 	return names, sc.Err()
 }
 
+// noClock names a clock no uwsgi has: uwsgi exits at --clock right after
+// it printed the lists it was asked for (core/uwsgi.c, core/clock.c).
+const noClock = "uwsgi-catalog-no-such-clock"
+
+var routersList = regexp.MustCompile(`(?s)\*\*\* uWSGI loaded routers \*\*\*\n(.*?)--- end of routers list ---`)
+
+// routers runs uwsgi --router-list with the given plugins and returns the
+// routing actions in the order printed.
+func routers(bin string, args ...string) ([]string, error) {
+	out, err := uwsgiUntilClock(bin, append(args, "--router-list")...)
+	m := routersList.FindStringSubmatch(out)
+	if m == nil {
+		return nil, fmt.Errorf("%s %s --router-list printed no routers list: %v", bin, strings.Join(args, " "), err)
+	}
+	return strings.Fields(m[1]), nil
+}
+
+// takesCondition says whether the installed uwsgi, with the given plugins,
+// takes the route-if condition name: it parses the route lines before it
+// reaches --clock, and exits at an unknown condition.
+func takesCondition(bin, name string, args ...string) (bool, error) {
+	out, err := uwsgiUntilClock(bin, append(args, "--route-if", name+":x log:x")...)
+	switch {
+	case strings.Contains(out, fmt.Sprintf("unable to find %q route condition", name)):
+		return false, nil
+	case strings.Contains(out, fmt.Sprintf("unable to set %q clock", noClock)):
+		return true, nil
+	}
+	return false, fmt.Errorf("%s %s --route-if %s:x: %v: %s", bin, strings.Join(args, " "), name, err, out)
+}
+
+// uwsgiUntilClock runs uwsgi with args and a clock it does not have, so
+// that it exits once configured, and returns its output (both streams).
+func uwsgiUntilClock(bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append(args, "--clock", noClock)...)
+	cmd.Dir = "/"
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
 // installed lists the plugins of dir, one name per plugin file.
 func installed(dir string) (map[string]string, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*_plugin.so"))
@@ -250,6 +320,29 @@ type option struct {
 	name, plugin, arg, alias string
 }
 
+// routingName is a routing action or route-if condition and its plugin.
+type routingName struct{ name, plugin string }
+
+// routingNames collects routing names, the first plugin of a name winning.
+type routingNames struct {
+	list []routingName
+	seen map[string]string
+}
+
+func (r *routingNames) add(name, plugin string) {
+	if r.seen == nil {
+		r.seen = map[string]string{}
+	}
+	if p, dup := r.seen[name]; dup {
+		if p != plugin {
+			fmt.Fprintf(os.Stderr, "uwsgi-catalog: %s is registered by %q and %q; recorded as %q's\n", name, p, plugin, p)
+		}
+		return
+	}
+	r.seen[name] = plugin
+	r.list = append(r.list, routingName{name, plugin})
+}
+
 func run(bin, dir, repo, tag string) error {
 	ver, err := exec.Command(bin, "--version").Output()
 	if err != nil {
@@ -258,7 +351,7 @@ func run(bin, dir, repo, tag string) error {
 	if v := strings.TrimSpace(string(ver)); !strings.HasPrefix(v, tag) {
 		return fmt.Errorf("the installed uwsgi is %s, the source tag %s", v, tag)
 	}
-	tables, dirs, err := sourceTables(repo, tag)
+	tables, dirs, srcRouting, err := sourceTables(repo, tag)
 	if err != nil {
 		return err
 	}
@@ -298,6 +391,33 @@ func run(bin, dir, repo, tag string) error {
 	for _, n := range core {
 		add(n, "", "core")
 	}
+	var actions, conditions routingNames
+	coreActions, err := routers(bin)
+	if err != nil {
+		return err
+	}
+	for _, a := range coreActions {
+		actions.add(a, "")
+	}
+	// addConditions keeps the conditions of the source's dir that the
+	// installed uwsgi takes with args.
+	addConditions := func(plugin, dir string, args ...string) error {
+		for _, c := range srcRouting.conditions[dir] {
+			ok, err := takesCondition(bin, c, args...)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				fmt.Fprintf(os.Stderr, "uwsgi-catalog: condition %s of %s is in the source, not in the installed uwsgi: left out\n", c, dir)
+				continue
+			}
+			conditions.add(c, plugin)
+		}
+		return nil
+	}
+	if err := addConditions("", "core"); err != nil {
+		return err
+	}
 	inst, err := installed(dir)
 	if err != nil {
 		return err
@@ -323,6 +443,18 @@ func run(bin, dir, repo, tag string) error {
 		for _, n := range names {
 			add(n, p, d)
 		}
+		acts, err := routers(bin, "--plugin", p)
+		if err != nil {
+			return err
+		}
+		for _, a := range acts {
+			if plugin, seen := actions.seen[a]; !seen || plugin != "" {
+				actions.add(a, p) // what the plugin adds to the core's
+			}
+		}
+		if err := addConditions(p, d, "--plugin", p); err != nil {
+			return err
+		}
 	}
 	for _, p := range debianPlugins {
 		if _, ok := inst[p.name]; ok {
@@ -333,6 +465,12 @@ func run(bin, dir, repo, tag string) error {
 		}
 		for _, o := range tables[p.dir] {
 			add(o.name, p.name, p.dir)
+		}
+		for _, a := range srcRouting.actions[p.dir] {
+			actions.add(a, p.name)
+		}
+		for _, c := range srcRouting.conditions[p.dir] {
+			conditions.add(c, p.name)
 		}
 	}
 	for _, d := range debianOnly {
@@ -358,6 +496,8 @@ func run(bin, dir, repo, tag string) error {
 	fmt.Fprintf(w, "# `go run ./scripts/uwsgi-catalog > uwsgi/catalog.txt`; do not edit.\n")
 	fmt.Fprintf(w, "#\n# plugin<TAB>NAME<TAB>DEBIAN PACKAGE (NAME - is the core)\n")
 	fmt.Fprintf(w, "# option<TAB>NAME<TAB>PLUGIN<TAB>value|flag|optional<TAB>ALIAS OF (or -)\n")
+	fmt.Fprintf(w, "# action<TAB>NAME<TAB>PLUGIN (a routing action: route = REGEXP NAME:ARGS)\n")
+	fmt.Fprintf(w, "# condition<TAB>NAME<TAB>PLUGIN (a route-if condition: route-if = NAME:ARGS ACTION)\n")
 	for _, p := range sortedKeys(pkgs) {
 		name := p
 		if name == "" {
@@ -382,6 +522,18 @@ func run(bin, dir, repo, tag string) error {
 			p = "-"
 		}
 		fmt.Fprintf(w, "option\t%s\t%s\t%s\t%s\n", o.name, p, arg, alias)
+	}
+	for _, r := range []struct {
+		kind  string
+		names routingNames
+	}{{"action", actions}, {"condition", conditions}} {
+		for _, n := range r.names.list {
+			p := n.plugin
+			if p == "" {
+				p = "-"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", r.kind, n.name, p)
+		}
 	}
 	return w.Flush()
 }
