@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emperor-dev/emperor/gfapi"
@@ -53,8 +54,9 @@ type dirPerms struct {
 }
 
 type dirPerm struct {
-	ok bool
-	at time.Time
+	ok     bool
+	notDir bool // exists and is not a directory
+	at     time.Time
 }
 
 const dirPermTTL = time.Second
@@ -79,13 +81,18 @@ func (g *Gluster) checkAncestors(ctx context.Context, name string) error {
 			if err != nil {
 				return err
 			}
-			p = dirPerm{ok: st.IsDir() && g.creds.may(st, permSearch), at: now}
+			p = dirPerm{ok: st.IsDir() && g.creds.may(st, permSearch), notDir: !st.IsDir(), at: now}
 			g.perms.mu.Lock()
 			if len(g.perms.m) > 10000 {
 				clear(g.perms.m)
 			}
 			g.perms.m[d] = p
 			g.perms.mu.Unlock()
+		}
+		if p.notDir {
+			// A file used as a directory: ENOTDIR, as a lookup through the
+			// kernel (and the local backend) gives, so a 404, not a 403.
+			return &fs.PathError{Op: "search", Path: d, Err: syscall.ENOTDIR}
 		}
 		if !p.ok {
 			return &fs.PathError{Op: "search", Path: d, Err: fs.ErrPermission}

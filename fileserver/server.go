@@ -110,6 +110,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := r.URL.Path
+	if p == "" && r.URL.Host != "" && r.URL.Opaque == "" {
+		// The absolute form with an empty path means "/" (RFC 9112
+		// §3.2.2).
+		p = "/"
+	}
 	if strings.IndexByte(p, 0) >= 0 || len(p) > MaxPath || len(r.URL.RawPath) > MaxPath*3 || !strings.HasPrefix(p, "/") {
 		httpError(w, http.StatusBadRequest)
 		return
@@ -167,7 +172,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Mount, urlPath
 	}
 	if e.info.IsDir {
 		if !slash {
-			loc := (&url.URL{Path: urlPath + "/"}).EscapedPath()
+			// urlPath is clean: only "/" itself ends with a slash, and
+			// "/." or "/sub/.." must not redirect to "//", a
+			// network-path reference naming no path (RFC 3986 §4.2).
+			loc := (&url.URL{Path: strings.TrimSuffix(urlPath, "/") + "/"}).EscapedPath()
 			if r.URL.RawQuery != "" {
 				loc += "?" + r.URL.RawQuery
 			}
@@ -238,14 +246,14 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, m *Mount, name
 	switch {
 	case e.data != nil:
 		h.Set("ETag", etag(e.info))
-		http.ServeContent(w, r, "", e.info.ModTime, bytes.NewReader(e.data))
+		http.ServeContent(w, exactRange(r, int64(len(e.data))), "", e.info.ModTime, bytes.NewReader(e.data))
 		return
 	case e.handle != nil && e.handle.acquire():
 		defer e.handle.release()
 		h.Set("ETag", etag(e.info))
 		cr := newChunkReader(r.Context(), e.handle.f, e.info.Size)
 		defer cr.release()
-		http.ServeContent(w, r, "", e.info.ModTime, cr)
+		http.ServeContent(w, exactRange(r, e.info.Size), "", e.info.ModTime, cr)
 		return
 	}
 	f, info, err := m.Backend.Open(r.Context(), name)
@@ -259,6 +267,7 @@ func (s *Server) sendFile(w http.ResponseWriter, r *http.Request, m *Mount, name
 		return
 	}
 	h.Set("ETag", etag(info))
+	r = exactRange(r, info.Size)
 	if lf, ok := f.(localFile); ok {
 		// A local file: net/http sends it with sendfile(2).
 		http.ServeContent(w, r, "", info.ModTime, lf.f)
@@ -358,7 +367,7 @@ func (s *Server) listing(w http.ResponseWriter, r *http.Request, m *Mount, urlPa
 	}
 	b.WriteString("</pre>\n")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b.Bytes()))
+	http.ServeContent(w, exactRange(r, int64(b.Len())), "", time.Time{}, bytes.NewReader(b.Bytes()))
 }
 
 // fail maps a backend error to a status: missing 404, permission (or a

@@ -96,7 +96,7 @@ func (hs *httpService) Start(c *config) error {
 			ErrorLog:          slog.NewLogLogger(hs.v.log.Handler(), slog.LevelWarn),
 		}
 		hs.servers = append(hs.servers, srv)
-		go srv.Serve(l)
+		go fileserver.Serve(srv, l) // net/http behind the exact-HTTP layer
 		hs.v.log.Info("serving HTTP", "addr", l.Addr().String())
 	}
 	return nil

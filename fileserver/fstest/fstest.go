@@ -51,6 +51,7 @@ func Write(dir string) (Tree, error) {
 	t["sub/index.html"] = []byte("<p>sub index</p>\n")
 	t["sub/other.txt"] = []byte("other\n")
 	t["with space.txt"] = []byte("space\n")
+	t["empty.txt"] = []byte{}
 	for name, b := range t {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
