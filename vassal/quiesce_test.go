@@ -160,20 +160,34 @@ func (w worker) code(t *testing.T) int {
 }
 
 // Without a master every held worker gets the SIGHUP from PID 1, and they
-// are continued only after it is sent.
+// are continued only after it is sent. A worker that never stops at a quiet
+// place (it spins in its own code) is not held past the budget: the SIGHUP
+// then goes out unguarded, and nothing is left stopped.
 func TestQuietReloadWithoutMaster(t *testing.T) {
-	fs := openProcFS(t)
-	py := python(t)
-	a := startInGroup(t, 0, nil, py, "-c", idleWorker)
-	b := startInGroup(t, a.pid, nil, py, "-c", idleWorker)
-	q := &quietReload{fs: fs, pgid: a.pid, budget: time.Minute, log: slog.Default()}
-	if !q.hup() {
-		t.Fatal("two idle workers were not held")
-	}
-	for _, w := range []worker{a, b} {
-		if code := w.code(t); code != 17 {
-			t.Fatalf("pid %d: exit %d, want 17 (its SIGHUP handler)", w.pid, code)
-		}
+	for _, c := range []struct {
+		name   string
+		first  string
+		budget time.Duration
+		held   bool
+	}{
+		{"two idle workers are held", idleWorker, time.Minute, true},
+		{"a spinning worker is not held past the budget", busyWorker, 200 * time.Millisecond, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := openProcFS(t)
+			py := python(t)
+			a := startInGroup(t, 0, nil, py, "-c", c.first)
+			b := startInGroup(t, a.pid, nil, py, "-c", idleWorker)
+			q := &quietReload{fs: fs, pgid: a.pid, budget: c.budget, log: slog.Default()}
+			if held := q.hup(); held != c.held {
+				t.Fatalf("held: %v, want %v", held, c.held)
+			}
+			for _, w := range []worker{a, b} {
+				if code := w.code(t); code != 17 {
+					t.Fatalf("pid %d: exit %d, want 17 (its SIGHUP handler)", w.pid, code)
+				}
+			}
+		})
 	}
 }
 
@@ -217,25 +231,6 @@ wait`
 	}
 }
 
-// A worker that never stops at a quiet place (it spins in its own code) is
-// not held past the budget: it gets the SIGHUP unguarded, and nothing is
-// left stopped.
-func TestQuietReloadBudget(t *testing.T) {
-	fs := openProcFS(t)
-	py := python(t)
-	busy := startInGroup(t, 0, nil, py, "-c", busyWorker)
-	idle := startInGroup(t, busy.pid, nil, py, "-c", idleWorker)
-	q := &quietReload{fs: fs, pgid: busy.pid, budget: 200 * time.Millisecond, log: slog.Default()}
-	if q.hup() {
-		t.Fatal("a spinning worker was held")
-	}
-	for _, w := range []worker{busy, idle} {
-		if code := w.code(t); code != 17 {
-			t.Fatalf("pid %d: exit %d, want 17", w.pid, code)
-		}
-	}
-}
-
 // A worker whose SIGHUP handler is not installed yet is not held: the
 // reload waits for the handler, instead of sending a SIGHUP it ignores.
 func TestQuietReloadWaitsForTheHandler(t *testing.T) {
@@ -243,28 +238,9 @@ func TestQuietReloadWaitsForTheHandler(t *testing.T) {
 	py := python(t)
 	flag := filepath.Join(t.TempDir(), "install-the-handler")
 	w := startInGroup(t, 0, nil, py, "-c", lateWorker, flag)
-	retries := make(chan struct{}, 1)
-	q := &quietReload{fs: fs, pgid: w.pid, budget: time.Minute, log: slog.Default(), retried: func() {
-		select {
-		case retries <- struct{}{}:
-		default:
-		}
-	}}
-	done := make(chan bool)
-	go func() { done <- q.hup() }()
-	for i := 0; i < 3; i++ {
-		select {
-		case <-retries:
-		case ok := <-done:
-			t.Fatalf("the reload ended (held: %v) while the worker ignored SIGHUP", ok)
-		case <-time.After(time.Minute):
-			t.Fatal("the reload never retried")
-		}
-	}
-	if err := os.WriteFile(flag, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if !<-done {
+	q := &quietReload{fs: fs, pgid: w.pid, budget: time.Minute, log: slog.Default()}
+	// The worker ignores SIGHUP until the flag exists.
+	if !hupAfterRetries(t, q, flag) {
 		t.Fatal("the worker was not held once it had its handler")
 	}
 	if code := w.code(t); code != 17 {
@@ -391,28 +367,8 @@ func TestQuietReloadAcceptWindow(t *testing.T) {
 	})
 	t.Run("the held reload lets the request be answered", func(t *testing.T) {
 		answer, status := run(t, func(q *quietReload, flag string) {
-			retries := make(chan struct{}, 1)
-			q.retried = func() {
-				select {
-				case retries <- struct{}{}:
-				default:
-				}
-			}
-			done := make(chan bool)
-			go func() { done <- q.hup() }()
-			// The reload found the worker in the window and did not send
-			// the SIGHUP; only now may the worker leave it.
-			for i := 0; i < 3; i++ {
-				select {
-				case <-retries:
-				case <-time.After(time.Minute):
-					t.Fatal("the reload never retried")
-				}
-			}
-			if err := os.WriteFile(flag, nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if !<-done {
+			// The worker is in the window until the flag exists.
+			if !hupAfterRetries(t, q, flag) {
 				t.Fatal("the worker was not held once in its request")
 			}
 		})
@@ -420,6 +376,36 @@ func TestQuietReloadAcceptWindow(t *testing.T) {
 			t.Fatalf("answer %q, status %d: want the answer and exit 17", answer, status)
 		}
 	})
+}
+
+// hupAfterRetries runs q.hup while the worker is where it must not be held,
+// waits until the reload passed it over three times (it did not send the
+// SIGHUP), then creates flag, which lets the worker move on, and returns
+// what q.hup returned.
+func hupAfterRetries(t *testing.T, q *quietReload, flag string) bool {
+	t.Helper()
+	retries := make(chan struct{}, 1)
+	q.retried = func() {
+		select {
+		case retries <- struct{}{}:
+		default:
+		}
+	}
+	done := make(chan bool, 1)
+	go func() { done <- q.hup() }()
+	for i := 0; i < 3; i++ {
+		select {
+		case <-retries:
+		case ok := <-done:
+			t.Fatalf("the reload ended (held: %v) before the worker could be held", ok)
+		case <-time.After(time.Minute):
+			t.Fatal("the reload never retried")
+		}
+	}
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return <-done
 }
 
 // socketsOf counts the sockets pid has open.
