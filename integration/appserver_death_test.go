@@ -15,6 +15,13 @@ import (
 // vassal (master first) and the port.
 func appVassalForDeath(t *testing.T, config ...string) (e *emperorProc, pid1 int, procs []int, port int) {
 	t.Helper()
+	return appVassalModelForDeath(t, true, config...)
+}
+
+// appVassalModelForDeath is appVassalForDeath with or without uWSGI's
+// master (without: the first process forks the second worker itself).
+func appVassalModelForDeath(t *testing.T, master bool, config ...string) (e *emperorProc, pid1 int, procs []int, port int) {
+	t.Helper()
 	requireRoot(t)
 	requireAppServer(t, "python3")
 	name, _, _ := testUser(t, "empdie")
@@ -28,16 +35,20 @@ uid = %[1]s
 gid = %[1]s
 chdir = %[2]s
 module = app:application
-master = true
+master = %[4]v
 processes = 2
 socket = %[3]s
-`, name, dir, addr))
+`, name, dir, addr, master))
 	v := e.waitState("app", "running", time.Minute)
 	if code, body, err := uwsgiGet(addr, "/"); err != nil || code != 200 || !strings.HasPrefix(body, "v1 ") {
 		t.Fatalf("uwsgi GET /: %d %q %v", code, body, err)
 	}
-	master := appMaster(t, v.PID)
-	procs = append([]int{master}, waitWorkersAccepting(t, master, 2)...)
+	first := appMaster(t, v.PID)
+	if master {
+		procs = append([]int{first}, waitWorkersAccepting(t, first, 2)...)
+	} else {
+		procs = append([]int{first}, waitWorkersAccepting(t, first, 1)...)
+	}
 	// If the test fails, leave nothing behind: end what is left of the
 	// processes it saw, by pid.
 	t.Cleanup(func() {
@@ -51,9 +62,12 @@ socket = %[3]s
 }
 
 // killEmperor SIGKILLs the emperor by its pid and waits until it is dead of
-// that signal.
-func killEmperor(t *testing.T, e *emperorProc) {
+// that signal and every process that shares its output (its vassals' PID
+// 1s) has exited (exec.Cmd's wait ends when the output pipe closes). It
+// returns the length of the log before the kill.
+func killEmperor(t *testing.T, e *emperorProc) int {
 	t.Helper()
+	mark := len(e.log.String())
 	if err := syscall.Kill(e.cmd.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +75,20 @@ func killEmperor(t *testing.T, e *emperorProc) {
 	ws, ok := e.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("the emperor ended with %v, not by SIGKILL", e.cmd.ProcessState)
+	}
+	return mark
+}
+
+// requireNothingStartedAfter fails if the log after mark says that PID 1
+// started a process: once the emperor is dead its vassal only ends, and a
+// process started then (an app server loading its app, running its hooks)
+// races the kill of everything.
+func requireNothingStartedAfter(t *testing.T, e *emperorProc, mark int) {
+	t.Helper()
+	for _, line := range strings.Split(e.log.String()[mark:], "\n") {
+		if strings.Contains(line, `msg="app server started"`) || strings.Contains(line, `msg="daemon started"`) {
+			t.Fatalf("PID 1 started a process after the emperor's death:\n%s", line)
+		}
 	}
 }
 
@@ -88,9 +116,22 @@ func TestAppServerDiesWithEmperorSIGKILLWithoutNamespaces(t *testing.T) {
 	if pidNamespace(pid1) != pidNamespace(os.Getpid()) {
 		t.Fatal("emperor-use-clone = none, yet the vassal has a pid namespace of its own")
 	}
-	killEmperor(t, e)
+	mark := killEmperor(t, e)
 	waitPidsGone(t, "PID 1, the uWSGI master and its workers", append([]int{pid1}, procs...))
 	requirePortFreed(t, port)
+	requireNothingStartedAfter(t, e, mark)
+}
+
+// The same without uWSGI's master (processes = 2: the first process forks
+// the second worker itself, and uWSGI's no-orphans applies only with a
+// master): every process of the app server dies with the emperor, the
+// port is free, and PID 1 starts no new app server while it exits.
+func TestAppServerNoMasterDiesWithEmperorSIGKILLWithoutNamespaces(t *testing.T) {
+	e, pid1, procs, port := appVassalModelForDeath(t, false, "emperor-use-clone = none")
+	mark := killEmperor(t, e)
+	waitPidsGone(t, "PID 1 and both uWSGI processes", append([]int{pid1}, procs...))
+	requirePortFreed(t, port)
+	requireNothingStartedAfter(t, e, mark)
 }
 
 // SIGTERM to the emperor with an app vassal running: a clean stop (the app

@@ -378,6 +378,10 @@ func (v *vassal) mercyFor(spec *vassalfile.Spec) time.Duration {
 // PID namespace the kernel does this when PID 1 exits; without one, the
 // vassal (a child subreaper) kills what is left under it.
 func (v *vassal) killEverything() {
+	// No process starts any more: a supervisor restarting what is killed
+	// here would race the kill (and, without a PID namespace, its new
+	// process could outlive PID 1).
+	v.reaper.Close()
 	if v.pidNS {
 		return
 	}

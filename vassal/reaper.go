@@ -1,6 +1,7 @@
 package vassal
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -23,6 +24,23 @@ type Reaper struct {
 	waiting map[int]chan unix.WaitStatus
 	subs    []chan int
 	sig     chan os.Signal
+	closed  bool // PID 1 is exiting: Start refuses (Close)
+}
+
+// ErrExiting is the error of a Start after Close.
+var ErrExiting = errors.New("PID 1 is exiting: no new process is started")
+
+// Close makes every later Start fail with ErrExiting; the reaper still
+// reaps. PID 1 calls it when it is about to exit and kills what is left
+// under it (killEverything): a supervisor that sees its process die of that
+// kill would start it again at once (the restart burst), and the new
+// process (an app server loading its app, a daemon) would race the kill
+// and could outlive PID 1. Start and Close take the same lock, so a fork
+// is either before Close (and its child is seen by the kill) or refused.
+func (r *Reaper) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 }
 
 // NewReaper subscribes to SIGCHLD and starts reaping.
@@ -88,6 +106,9 @@ func (r *Reaper) Subscribe() <-chan int {
 func (r *Reaper) Start(path string, argv []string, attr *syscall.ProcAttr) (int, <-chan unix.WaitStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return 0, nil, &ExecError{Argv: argv, Err: ErrExiting}
+	}
 	if err := cloexec.AboveStderr(); err != nil {
 		return 0, nil, &ExecError{Argv: argv, Err: err}
 	}

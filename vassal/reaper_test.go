@@ -1,6 +1,7 @@
 package vassal
 
 import (
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -109,4 +110,21 @@ func zombieChildren(pid int) int {
 		}
 	}
 	return n
+}
+
+// After Close (PID 1 is exiting) Start forks nothing and says why; the
+// reaper is not started here, so no wait4 races the shared one.
+func TestReaperCloseRefusesStart(t *testing.T) {
+	r := &Reaper{waiting: map[int]chan unix.WaitStatus{}}
+	r.Close()
+	pid, ch, err := r.Start("/bin/true", []string{"true"}, devnullAttr(t))
+	if !errors.Is(err, ErrExiting) || pid != 0 || ch != nil {
+		t.Fatalf("Start after Close: pid %d, %v, want ErrExiting", pid, err)
+	}
+	if !strings.Contains(err.Error(), `"true"`) {
+		t.Fatalf("the error does not name the command: %v", err)
+	}
+	if len(r.waiting) != 0 {
+		t.Fatalf("a refused start left a waiter: %v", r.waiting)
+	}
 }
