@@ -27,7 +27,13 @@ func exactRange(r *http.Request, size int64) *http.Request {
 	if len(vals) > 0 {
 		v = vals[0]
 	}
-	out := canonicalRange(v, size)
+	out := ""
+	if r.Method == http.MethodGet {
+		// §14.2: GET is the only method for which range handling is
+		// defined; a server MUST ignore Range for others (net/http
+		// answers a HEAD with Range 206).
+		out = canonicalRange(v, size)
+	}
 	if len(vals) == 1 && out == v {
 		return r
 	}

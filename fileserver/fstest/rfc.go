@@ -38,6 +38,8 @@ type RawCase struct {
 	Send   string
 	Want   []Want
 	Closes bool
+	// HEAD: the first request is a HEAD (its reply has no body).
+	HEAD bool
 }
 
 const sentinel = "GET /hello.txt HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\r\n"
@@ -64,6 +66,7 @@ func RFCCases(etag string) []RawCase {
 		{Rule: 2, Name: "bytes=5-2", Send: rng("bytes=5-2"), Want: []Want{{Status: 416, Header: cr("bytes */1024")}}},
 		{Rule: 3, Name: "unknown unit ignored", Send: rng("items=0-1"), Want: []Want{{Status: 200, Header: map[string]string{"Content-Range": "", "Content-Length": "1024"}}}},
 		{Rule: 3, Name: "unit is case-insensitive", Send: rng("Bytes=0-1"), Want: []Want{{Status: 206, Header: cr("bytes 0-1/1024")}}},
+		{Rule: 3, Name: "Range on HEAD is ignored", HEAD: true, Send: "HEAD /f1k.bin HTTP/1.1\r\nHost: HOST\r\nRange: bytes=0-1\r\n\r\n", Want: []Want{{Status: 200, Header: map[string]string{"Content-Range": "", "Content-Length": "1024"}}}},
 		{Rule: 4, Name: "last-pos past 64 bits", Send: rng("bytes=0-18446744073709551616"), Want: []Want{{Status: 206, Header: cr("bytes 0-1023/1024")}}},
 		{Rule: 4, Name: "first-pos past 64 bits", Send: rng("bytes=18446744073709551616-"), Want: []Want{{Status: 416, Header: cr("bytes */1024")}}},
 		{Rule: 5, Name: "/. redirects to /", Send: get("/."), Want: []Want{{Status: 301, Header: map[string]string{"Location": "/"}}}},
@@ -138,7 +141,11 @@ func checkRaw(t *testing.T, addr string, c RawCase) {
 	}
 	br := bufio.NewReader(conn)
 	for i := 0; ; i++ {
-		resp, err := http.ReadResponse(br, nil)
+		var req *http.Request
+		if i == 0 && c.HEAD {
+			req = &http.Request{Method: "HEAD"}
+		}
+		resp, err := http.ReadResponse(br, req)
 		if err != nil {
 			if i < len(want) {
 				t.Fatalf("reply %d of %d: %v", i+1, len(want), err)
