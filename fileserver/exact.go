@@ -365,7 +365,33 @@ func (x exactHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Header[k] = []string{strings.Join(v, ", ")}
 		}
 	}
+	// §13.1.3, §13.1.4: a date field with more than one member is ignored
+	// (net/http would read the first line).
+	for _, k := range []string{"If-Modified-Since", "If-Unmodified-Since"} {
+		if len(r.Header[k]) > 1 {
+			delete(r.Header, k)
+		}
+	}
+	// §13.1.5: an If-Range that is not one entity-tag or one date cannot
+	// match, and then Range MUST be ignored (net/http matches the first
+	// line, or the first tag of a list).
+	if v, ok := r.Header["If-Range"]; ok && (len(v) != 1 || !validIfRange(v[0])) {
+		delete(r.Header, "If-Range")
+		delete(r.Header, "Range")
+	}
 	x.h.ServeHTTP(w, r)
+}
+
+// validIfRange: one entity-tag and nothing after it, or anything else
+// (a date, which net/http parses itself).
+func validIfRange(v string) bool {
+	v = strings.TrimSpace(v)
+	t := strings.TrimPrefix(v, "W/")
+	if !strings.HasPrefix(t, `"`) {
+		return !strings.HasPrefix(v, "W/")
+	}
+	end := strings.IndexByte(t[1:], '"')
+	return end >= 0 && end+2 == len(t)
 }
 
 // validHost checks Host = uri-host [ ":" port ] (RFC 9112 §3.2, RFC 3986

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -29,12 +30,30 @@ func TestExactHTTPGluster(t *testing.T) {
 	for _, n := range []string{"rfccache", "rfcnocache", "rfclocal"} {
 		e.waitMounts(n, 60*time.Second)
 	}
-	for _, c := range []struct {
+	cases := []struct {
 		name string
 		port int
-	}{{"glusterfs, cache on", pc}, {"glusterfs, cache off", pn}, {"static-map", pl}} {
+	}{{"glusterfs, cache on", pc}, {"glusterfs, cache off", pn}, {"static-map", pl}}
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			fstest.RunRFC(t, fmt.Sprintf("127.0.0.1:%d", c.port))
+		})
+	}
+	// The differential test against nginx (issue 9 §1) for the GlusterFS
+	// backend: nginx serves a local copy of the volume's tree, ours the
+	// volume.
+	ngx, err := exec.LookPath("nginx")
+	if err != nil {
+		t.Fatal("nginx not found (make deps installs nginx-light)")
+	}
+	copyDir := publicDir(t)
+	if err := fstest.WriteTree(copyDir, tree); err != nil {
+		t.Fatal(err)
+	}
+	nginx := fstest.StartNginx(t, ngx, copyDir)
+	for _, c := range cases[:2] {
+		t.Run("differential with nginx, "+c.name, func(t *testing.T) {
+			fstest.RunDifferential(t, fmt.Sprintf("127.0.0.1:%d", c.port), nginx, tree, 1, 600)
 		})
 	}
 }

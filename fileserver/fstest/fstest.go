@@ -67,6 +67,21 @@ func Write(dir string) (Tree, error) {
 	return t, nil
 }
 
+// WriteTree writes a tree (as Write made it) under dir, with Write's empty
+// directory: a second copy of the same content, for another server.
+func WriteTree(dir string, t Tree) error {
+	for name, b := range t {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return os.MkdirAll(filepath.Join(dir, "emptydir"), 0o755)
+}
+
 // Options says what the server under test was configured with.
 type Options struct {
 	Autoindex bool
