@@ -155,6 +155,11 @@ type VassalStatus struct {
 	ConfigError string        `json:"config_error,omitempty"`
 	Namespaces  string        `json:"namespaces,omitempty"`
 	Mounts      []MountStatus `json:"mounts,omitempty"`
+	// Reads are the files the vassal's running config read besides its
+	// own: included files (ini, include, inherit; FILE:SECTION when a
+	// section was asked), then @(file) and for-readline files. A change to
+	// one reloads the vassal.
+	Reads []string `json:"reads,omitempty"`
 }
 
 // Response answers a Request.

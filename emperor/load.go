@@ -1,6 +1,8 @@
 package emperor
 
 import (
+	"sort"
+
 	"github.com/emperor-dev/emperor/userdb"
 	"github.com/emperor-dev/emperor/vassalfile"
 )
@@ -132,4 +134,32 @@ func credsDiag(f *vassalfile.File, ce *userdb.CredsError) vassalfile.Diag {
 // lacks is a config error here, not an app server that exits at start.
 func checkAppServer(path string, spec *vassalfile.Spec) []vassalfile.Diag {
 	return vassalfile.CheckAppServer(path, spec.App)
+}
+
+// reads lists the files the vassal file read besides itself (see
+// control.VassalStatus.Reads); nil for nil.
+func (v *Loaded) reads() []string {
+	if v == nil || v.File == nil {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, src := range v.File.Sources[min(1, len(v.File.Sources)):] {
+		name := src.Path
+		if src.Section != "uwsgi" {
+			name += ":" + src.Section
+		}
+		if !seen[name] {
+			seen[name], seen[src.Path] = true, true
+			out = append(out, name)
+		}
+	}
+	var data []string
+	for p := range v.Files {
+		if !seen[p] {
+			data = append(data, p)
+		}
+	}
+	sort.Strings(data)
+	return append(out, data...)
 }

@@ -149,6 +149,7 @@ type view struct {
 	restarts                                int
 	file, configError, lastExit, namespaces string
 	mounts                                  []control.MountStatus
+	reads                                   []string
 }
 
 func newSupervisor(name, path string, cfg *Config, exe string, once bool) *supervisor {
@@ -179,7 +180,7 @@ func (s *supervisor) publish() {
 	v := view{
 		phase: s.phase, tracker: s.tracker, restarts: s.restarts, nextAttempt: s.nextAttempt,
 		file: s.file, configError: s.configError, lastExit: s.lastExit, namespaces: s.namespaces,
-		mounts: s.mounts,
+		mounts: s.mounts, reads: s.good.reads(),
 	}
 	if s.proc != nil {
 		v.pid, v.startedAt = s.proc.pid, s.proc.started
@@ -200,6 +201,7 @@ func (s *supervisor) status() control.VassalStatus {
 		ConfigError: v.configError, Namespaces: v.namespaces,
 		Failures: v.tracker.Failures(s.policy, time.Now()),
 		Mounts:   append([]control.MountStatus(nil), v.mounts...),
+		Reads:    v.reads,
 	}
 	if v.phase == phaseBackoff {
 		st.NextAttempt = v.nextAttempt

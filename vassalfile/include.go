@@ -342,7 +342,7 @@ func (p *parser) load(lines []rawLine, chain []int) []rawLine {
 			depth = max(0, depth-1)
 		case k == "ini" || k == "include":
 			if depth > 0 {
-				p.lastFile = -1
+				l.last, p.lastFile = p.lastFile, -1
 				l.spec = p.speculate(*l)
 				continue
 			}
@@ -382,8 +382,8 @@ func (p *parser) speculate(l rawLine) []rawLine {
 	if err != nil {
 		return nil
 	}
-	p.readBytes += len(content)
-	if p.readBytes > MaxFileSize {
+	p.specBytes += len(content)
+	if p.specBytes > MaxFileSize {
 		return nil
 	}
 	var errs diagList
@@ -414,6 +414,9 @@ func (p *parser) include(l rawLine, under string, hasUnder bool) {
 	}
 	src := p.src
 	chain := p.chainOf(src)
+	if l.last >= 0 {
+		p.lastFile = l.last
+	}
 	lines, ok := p.open(l, v, chain)
 	if !ok {
 		return

@@ -28,7 +28,8 @@ func writeTree(t testing.TB, files map[string]string) string {
 // includeTree uses every shape of inclusion uWSGI 2.0 has: ini = FILE,
 // FILE:section, :section (the vassal file's own, then another file's
 // again), nested inclusion (relative to the vassal's directory), include,
-// an ini in an if-exists and in a for loop (with %(_)), inherit (read
+// an ini in an if-exists (and an ini = :section there) and in a for loop
+// (with %(_)), inherit (read
 // last, magic variables only), placeholders set in one file and used in
 // another both ways, and the magic variables of each file.
 var includeTree = map[string]string{
@@ -43,6 +44,9 @@ ini = ../conf/base.ini:extra
 print = again n=%n o=%o x=%x d=%d
 ini = :extra
 print = last-file o=%o x=%x n=%n sec=%(sec_val)
+if-exists = ../conf
+ini = :extra
+endif =
 include = ../conf/inc.ini
 if-exists = ../conf/cond.ini
 ini = %(_)

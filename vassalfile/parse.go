@@ -185,6 +185,9 @@ type rawLine struct {
 	// file an include line in a block names, for the pre-scan only.
 	included  bool
 	sub, spec []rawLine
+	// last, on an include line in a block, is the source that ini =
+	// :section reads there: the last file read before it.
+	last int
 }
 
 // lexSection returns the key = value lines of the section of src (uWSGI's
@@ -247,6 +250,7 @@ type parser struct {
 	src       int       // the source of the line being read (its magic variables)
 	contents  map[string][]byte
 	readBytes int               // bytes of every file read, each time it is included
+	specBytes int               // bytes read ahead for the pre-scan (see speculate)
 	lastFile  int               // the source ini = :section reads again; -1: unknown
 	templates []rawLine         // inherit lines applied, read once every other line is
 	template  bool              // reading a template: uWSGI expands only magic variables

@@ -228,6 +228,9 @@ func newReload(stdout io.Writer, controlPath *string) *cobra.Command {
 func printStatus(w io.Writer, resp *control.Response, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tFAILURES\tMOUNTS\tLAST EXIT")
+	// the files each vassal includes or reads (a change to one reloads
+	// it), after the table
+	var reads []string
 	for _, v := range resp.Vassals {
 		pid, up := "-", "-"
 		if v.PID > 0 {
@@ -254,8 +257,14 @@ func printStatus(w io.Writer, resp *control.Response, now time.Time) {
 			mounts = strings.Join(ms, ", ")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%s\t%s\n", v.Name, state, pid, up, v.Restarts, v.Failures, mounts, last)
+		if len(v.Reads) > 0 {
+			reads = append(reads, fmt.Sprintf("%s reads %s", v.Name, strings.Join(v.Reads, ", ")))
+		}
 	}
 	tw.Flush()
+	if len(reads) > 0 {
+		fmt.Fprintf(w, "\n%s\n", strings.Join(reads, "\n"))
+	}
 }
 
 func newVersion(stdout io.Writer) *cobra.Command {

@@ -54,9 +54,10 @@ func TestStatusTable(t *testing.T) {
 		{Name: "b", State: "backoff", NextAttempt: now.Add(2 * time.Second), Restarts: 3, Failures: 6.25},
 		{Name: "c", State: "failed-config", ConfigError: "/v/c.ini:3: unknown option"},
 		{Name: "d", State: "running", PID: 7, StartedAt: now, Mounts: []control.MountStatus{{Prefix: "/", Kind: "glusterfs", Source: "vol1", State: "connecting"}}},
+		{Name: "e", State: "running", PID: 8, StartedAt: now, Reads: []string{"/etc/uwsgi/base.ini:web", "/srv/key"}},
 	}}, now)
 	s := out.String()
-	for _, want := range []string{"NAME", "a     running", "42", "1m30s", "backoff (next in 2s)", "FAILURES", "3         6.2", "config: /v/c.ini:3: unknown option", "/=glusterfs:vol1 connecting"} {
+	for _, want := range []string{"\ne reads /etc/uwsgi/base.ini:web, /srv/key\n", "NAME", "a     running", "42", "1m30s", "backoff (next in 2s)", "FAILURES", "3         6.2", "config: /v/c.ini:3: unknown option", "/=glusterfs:vol1 connecting"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("missing %q in\n%s", want, s)
 		}
