@@ -26,10 +26,11 @@ func TestGlusterDescriptorsDoNotReachDaemons(t *testing.T) {
 	e.waitMounts("fds", hangTimeout)
 	v := e.waitState("fds", "running", hangTimeout)
 	// The fault is in place: PID 1 holds descriptors that an exec would
-	// pass on.
-	if fds := inheritableFDs(t, v.PID); len(fds) == 0 {
-		t.Fatalf("PID 1 (%d) holds no descriptor above 2 without close-on-exec: nothing to test", v.PID)
-	}
+	// pass on. The vassal is ready before libgfapi has connected to the
+	// volume (and opened its sockets), so wait for them.
+	waitFor(t, hangTimeout, fmt.Sprintf("PID 1 (%d) to hold libgfapi's descriptors without close-on-exec", v.PID), func() bool {
+		return len(inheritableFDs(t, v.PID)) > 0
+	})
 	first := daemonPid(v.PID, 0)
 	now := time.Now()
 	if err := os.Chtimes(path, now, now); err != nil { // a reload restarts the daemon

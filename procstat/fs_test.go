@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"syscall"
 	"testing"
@@ -61,6 +62,13 @@ func TestFSStoppedProcess(t *testing.T) {
 	if _, err := OpenFS(t.TempDir()); err == nil {
 		t.Fatal("OpenFS of a plain directory: want an error")
 	}
+	// SIGHUP at its default action in the child, whatever this process
+	// inherited (nohup ignores it, and exec keeps an ignored signal
+	// ignored, which would discard the SIGHUP below): exec resets a caught
+	// one.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Reset(syscall.SIGHUP)
 	cmd := exec.Command("sleep", "600")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

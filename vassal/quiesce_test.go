@@ -75,6 +75,25 @@ func python(t *testing.T) string {
 // Workers for the tests, in python3, whose SIGHUP handler exits 17 as
 // uWSGI's does for a worker not in a request.
 const (
+	// forwardingMaster starts two workers (python argv[1], script argv[2])
+	// and on SIGHUP forwards it to them, waits for them and writes their
+	// exit codes to argv[3]: uWSGI's master reduced to grace_them_all.
+	forwardingMaster = `
+import os, signal, subprocess, sys
+py, worker, out = sys.argv[1:4]
+ws = [subprocess.Popen([py, "-c", worker], stdout=subprocess.DEVNULL) for _ in range(2)]
+def hup(s, f):
+    for w in ws:
+        os.kill(w.pid, signal.SIGHUP)
+    codes = [str(w.wait()) for w in ws]
+    with open(out, "w") as f:
+        f.write(" ".join(codes))
+    os._exit(0)
+signal.signal(signal.SIGHUP, hup)
+print("started", flush=True)
+while True:
+    signal.pause()
+`
 	// idleWorker waits in epoll.
 	idleWorker = `
 import os, select, signal
@@ -197,12 +216,7 @@ func TestQuietReloadThroughMaster(t *testing.T) {
 	fs := openProcFS(t)
 	py := python(t)
 	out := filepath.Join(t.TempDir(), "status")
-	script := `trap 'kill -HUP $a $b; wait $a; s1=$?; wait $b; echo $s1 $? > ` + out + `; exit 0' HUP
-"$0" -c "$1" >/dev/null & a=$!
-"$0" -c "$1" >/dev/null & b=$!
-echo started
-wait`
-	m := startInGroup(t, 0, nil, "sh", "-c", script, py, idleWorker)
+	m := startInGroup(t, 0, nil, py, "-c", forwardingMaster, py, idleWorker, out)
 	waitUntil(t, func() bool { // both workers in epoll with their handler
 		g, _ := fs.Group(m.pid)
 		n := 0
