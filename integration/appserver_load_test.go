@@ -161,3 +161,76 @@ cheaper-step = 1
 		t.Logf("reload %d: %d requests, none failed", i+1, l.ok.Load())
 	}
 }
+
+// Back-to-back reloads of a lazy-apps app under load: each worker loads the
+// app itself after the fork, slowly (0.3 s), and each touch comes as soon
+// as the previous reload is done (worker 1 accepting), while the other
+// workers may still be loading the app, before uWSGI gives them their
+// SIGHUP handler. No request fails, and afterwards every worker serves the
+// last code.
+func TestAppServerPSGILazyAppsBackToBackReloads(t *testing.T) {
+	requireRoot(t)
+	requireAppServer(t, "psgi")
+	name, _, _ := testUser(t, "emplazy")
+	dir := publicDir(t)
+	writeApp := func(version string) {
+		src := fmt.Sprintf(`select(undef, undef, undef, 0.3);
+my $app = sub {
+    my $env = shift;
+    return [200, ['Content-Type' => 'text/plain'], ["%s pid=$$\n"]];
+};
+`, version)
+		if err := os.WriteFile(filepath.Join(dir, "app.pl"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeApp("v1")
+	port := freePort(t)
+	e := startEmperor(t)
+	path := e.install("lazy", fmt.Sprintf(`[uwsgi]
+uid = %[1]s
+gid = %[1]s
+chdir = %[2]s
+psgi = app.pl
+master = true
+processes = 4
+lazy-apps = true
+http-socket = 127.0.0.1:%[3]d
+`, name, dir, port))
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	if body := waitHTTP(t, url, time.Minute); !strings.HasPrefix(body, "v1 ") {
+		t.Fatalf("GET: %q", body)
+	}
+	v := e.waitState("lazy", "running", time.Minute)
+	master := appMaster(t, v.PID)
+	l := startLoad(url)
+	l.waitAnswers(t, 20)
+	last := ""
+	for _, version := range []string{"v2", "v3", "v4"} {
+		writeApp(version)
+		reloads := strings.Count(e.log.String(), `msg="vassal reloaded"`)
+		now := time.Now()
+		if err := os.Chtimes(path, now, now); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, time.Minute, "reload to "+version, func() bool {
+			return strings.Count(e.log.String(), `msg="vassal reloaded"`) > reloads
+		})
+		last = version
+	}
+	l.waitAnswers(t, 20)
+	l.end(t)
+	if nv := e.waitState("lazy", "running", time.Minute); nv.PID != v.PID {
+		t.Fatalf("PID 1 changed from %d to %d", v.PID, nv.PID)
+	}
+	if m := appMaster(t, v.PID); m != master {
+		t.Fatalf("uWSGI master %d -> %d", master, m)
+	}
+	waitWorkersAccepting(t, master, 4)
+	for i := 0; i < 40; i++ {
+		if body, _ := mustGet(t, url); !strings.HasPrefix(body, last+" ") {
+			t.Fatalf("after the reloads: %q, want %s from every worker", body, last)
+		}
+	}
+	t.Logf("%d requests during 3 back-to-back reloads, none failed", l.ok.Load())
+}
