@@ -29,11 +29,12 @@ func (e *emperorProc) installAs(name, body string, uid, gid int) string {
 
 // TestIncludeUnderEmperor: a tenant's vassal file (owned by nobody) that
 // reads a section of a shared base file (ini = base.ini:web), with
-// placeholders used across the two files, runs and serves; a change to the
-// base file alone reloads it (the rescan sees it), serving the new docroot;
-// and a vassal file of the same tenant that names files only root can read
-// (ini = and @(file)) is a config error in status and in `emperor check`,
-// at its lines, saying whose credentials were refused. The old emperor
+// placeholders used across the two files, runs and serves, and status
+// lists the file it reads; a change to the base file alone reloads it (the
+// rescan sees it), serving the new docroot; and a vassal file of the same
+// tenant that names files only root can read (ini = and @(file)) is a
+// config error in status and in `emperor check`, at its lines, saying whose
+// credentials were refused. The old emperor
 // ignored ini = with a warning (the vassal served nothing) and read @(file)
 // as root, handing the tenant root's secret.
 func TestIncludeUnderEmperor(t *testing.T) {
@@ -75,6 +76,13 @@ func TestIncludeUnderEmperor(t *testing.T) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/hello.txt", port)
 	if body := waitHTTP(t, url, hangTimeout); body != "one" {
 		t.Fatalf("served %q, want the base file's docroot www1", body)
+	}
+
+	if v, _ := e.vassal("tenant"); len(v.Reads) != 1 || v.Reads[0] != base+":web" {
+		t.Fatalf("status reads %q, want the base file's section", v.Reads)
+	}
+	if out, err := exec.Command(emperorBin, "status", "--control", e.control).CombinedOutput(); err != nil || !strings.Contains(string(out), "tenant reads "+base+":web") {
+		t.Fatalf("emperor status: %v\n%s", err, out)
 	}
 
 	// Only the included file changes: the vassal reloads onto www2.
