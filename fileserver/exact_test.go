@@ -2,8 +2,10 @@ package fileserver
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,7 +64,16 @@ func TestCanonicalRange(t *testing.T) {
 		{"bytes=-0", 100, "bytes=100-"},
 		{"bytes=-500", 100, "bytes=0-99"},
 		{"bytes=0-0,-0", 100, "bytes=0-0"},
-		{"bytes= 1-2 , ,3-", 100, "bytes=1-2,3-99"},
+		{"bytes=0-0,0-0,0-0", 100, "bytes=0-0"},
+		{"bytes=50-59,0-9,5-14", 100, "bytes=0-14,50-59"},
+		{"bytes=10-19,20-29", 100, "bytes=10-29"},
+		{"bytes=50-59,0-9", 100, "bytes=50-59,0-9"},
+		{"bytes=0-,-10", 100, "bytes=0-99"},
+		{"bytes=" + strings.Repeat("0-0,2-2,", 50) + "4-4", 100, "bytes=0-0,2-2,4-4"},
+		{"bytes=" + manyRanges(101), 1000, ""},
+		{"bytes=" + manyRanges(100), 1000, "bytes=" + manyRanges(100)},
+		{"bytes= 1-2 , ,3-", 100, "bytes=1-99"},
+		{"bytes= 1-2 , ,4-", 100, "bytes=1-2,4-99"},
 		{"bytes=", 100, "bytes=100-"},
 		{"bytes=,", 100, "bytes=100-"},
 		{"bytes=1 -2", 100, "bytes=100-"},
@@ -81,6 +92,15 @@ func TestCanonicalRange(t *testing.T) {
 			t.Errorf("%q of %d: %q, want %q", c.in, c.size, got, c.want)
 		}
 	}
+}
+
+// manyRanges is n disjoint one-byte ranges: 0-0,2-2,...
+func manyRanges(n int) string {
+	var b []string
+	for i := range n {
+		b = append(b, fmt.Sprintf("%d-%d", 2*i, 2*i))
+	}
+	return strings.Join(b, ",")
 }
 
 func TestValidHost(t *testing.T) {

@@ -1,7 +1,9 @@
 package fileserver
 
 import (
+	"cmp"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -70,7 +72,7 @@ func canonicalRange(v string, size int64) string {
 		return ""
 	}
 	unsat := "bytes=" + strconv.FormatInt(size, 10) + "-"
-	var b strings.Builder
+	var spans []byteSpan
 	specs := 0
 	for spec := range strings.SplitSeq(set, ",") {
 		spec = strings.Trim(spec, " \t") // OWS around list elements (§5.6.1)
@@ -108,20 +110,62 @@ func canonicalRange(v string, size int64) string {
 				z = min(satInt(last), size-1)
 			}
 		}
-		if b.Len() == 0 {
-			b.WriteString("bytes=")
-		} else {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatInt(a, 10))
-		b.WriteByte('-')
-		b.WriteString(strconv.FormatInt(z, 10))
+		spans = append(spans, byteSpan{a, z})
 	}
-	if specs == 0 || b.Len() == 0 {
+	if specs == 0 || len(spans) == 0 {
 		// No range-spec at all (1#range-spec), or none satisfiable: 416.
 		return unsat
 	}
+	// §14.2 and §15.3.7.2: overlapping ranges may be coalesced, and a
+	// server may ignore a set of many small ranges, "indications of either
+	// a broken client or a deliberate denial-of-service attack". So the
+	// reply never holds a byte twice, nor more than MaxRanges parts.
+	spans = coalesce(spans)
+	if len(spans) > MaxRanges {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("bytes=")
+	for i, s := range spans {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(s.a, 10))
+		b.WriteByte('-')
+		b.WriteString(strconv.FormatInt(s.z, 10))
+	}
 	return b.String()
+}
+
+// MaxRanges is the most parts a multipart/byteranges reply has; a set of
+// more (after coalescing) is ignored and the whole file sent, as nginx's
+// max_ranges and Apache's MaxRanges do.
+const MaxRanges = 100
+
+// byteSpan is a satisfiable range, first and last byte.
+type byteSpan struct{ a, z int64 }
+
+// coalesce returns spans as they are when no two overlap or touch, and
+// else all of them merged, in ascending order (§15.3.7.2 allows both).
+func coalesce(spans []byteSpan) []byteSpan {
+	if len(spans) < 2 {
+		return spans
+	}
+	sorted := slices.Clone(spans)
+	slices.SortFunc(sorted, func(x, y byteSpan) int { return cmp.Compare(x.a, y.a) })
+	merged := sorted[:1]
+	for _, s := range sorted[1:] {
+		last := &merged[len(merged)-1]
+		if s.a <= last.z+1 {
+			last.z = max(last.z, s.z)
+			continue
+		}
+		merged = append(merged, s)
+	}
+	if len(merged) == len(spans) {
+		return spans // disjoint: the order asked is kept
+	}
+	return merged
 }
 
 func digits(s string) bool {

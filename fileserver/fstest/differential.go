@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -446,14 +447,31 @@ func (m *model) expect(q genReq, v map[string]valid) exp {
 	if specs == 0 || len(spans) == 0 {
 		return exp{status: 416, size: int64(len(body))}
 	}
-	var sum int64
-	for _, s := range spans {
-		sum += s.z - s.a + 1
+	// Documented choices (§14.2, §15.3.7.2 allow them): ranges that overlap
+	// or touch are merged, in ascending order, when any do; more than 100
+	// parts and the Range is ignored.
+	if merged := mergeSpans(spans); len(merged) != len(spans) {
+		spans = merged
 	}
-	if sum > int64(len(body)) {
-		return e // documented: a set larger than the file is served whole (net/http)
+	if len(spans) > 100 {
+		return e
 	}
 	return exp{status: 206, body: body, ranges: spans, size: int64(len(body)), etag: val.etag}
+}
+
+// mergeSpans is the union of spans as sorted disjoint, non-touching spans.
+func mergeSpans(spans []span) []span {
+	s := append([]span(nil), spans...)
+	sort.Slice(s, func(i, j int) bool { return s[i].a < s[j].a })
+	var out []span
+	for _, x := range s {
+		if n := len(out); n > 0 && x.a <= out[n-1].z+1 {
+			out[n-1].z = max(out[n-1].z, x.z)
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
 }
 
 func isDigits(s string) bool {

@@ -25,7 +25,7 @@ type Want struct {
 	Parts []string
 }
 
-// RawCase is one exchange on a fresh TCP connection: Send is written as
+// RawCase is one exchange (Rule: of issue 9 §1; 0 for §2's ranges) on a fresh TCP connection: Send is written as
 // it is ("HOST" becomes the server's host:port), pipelined, followed by a
 // last request with "Connection: close" (the sentinel). Want are the replies
 // expected, in order. Then, if Closes, the connection must end (the
@@ -108,8 +108,24 @@ func RFCCases(etag string) []RawCase {
 		{Rule: 10, Name: "malformed request line: net/http's 400 has Date", Closes: true, Send: "GARBAGE\r\n\r\n", Want: []Want{{Status: 400}}},
 		{Rule: 10, Name: "unknown coding: net/http's 501 has Date", Closes: true, Send: "GET /f1k.bin HTTP/1.1\r\nHost: HOST\r\nTransfer-Encoding: gzip\r\n\r\n", Want: []Want{{Status: 501}}},
 		{Rule: 10, Name: "after a served request: net/http's 505 has Date", Closes: true, Send: get("/f1k.bin") + "GET /f1k.bin HTTP/9.9\r\nHost: HOST\r\n\r\n", Want: []Want{{Status: 200}, {Status: 505}}},
+		// Issue 9 §2, overlapping ranges must not amplify: they coalesce,
+		// and a set of more than 100 ranges is ignored.
+		{Name: "300 overlapping ranges are one", Send: rng("bytes=" + strings.Repeat("0-0,", 299) + "0-0"), Want: []Want{{Status: 206, Header: map[string]string{"Content-Range": "bytes 0-0/1024", "Content-Length": "1"}}}},
+		{Name: "overlapping ranges merge", Send: rng("bytes=20-29,0-9,5-14"), Want: []Want{{Status: 206, Header: noCR, Parts: []string{"bytes 0-14/1024", "bytes 20-29/1024"}}}},
+		{Name: "disjoint ranges keep their order", Send: rng("bytes=20-29,0-9"), Want: []Want{{Status: 206, Header: noCR, Parts: []string{"bytes 20-29/1024", "bytes 0-9/1024"}}}},
+		{Name: "more than 100 ranges are ignored", Send: rng("bytes=" + disjoint(101)), Want: []Want{{Status: 200, Header: map[string]string{"Content-Range": "", "Content-Length": "1024"}}}},
+		{Name: "100 ranges are served", Send: rng("bytes=" + disjoint(100)), Want: []Want{{Status: 206, Header: noCR}}},
 		{Rule: 11, Name: "a file used as a directory is 404", Send: get("/hello.txt/x") + get("/sub/index.html/x/y"), Want: []Want{{Status: 404}, {Status: 404}}},
 	}
+}
+
+// disjoint is n one-byte ranges with gaps: 0-0,2-2,...
+func disjoint(n int) string {
+	r := make([]string, n)
+	for i := range r {
+		r[i] = fmt.Sprintf("%d-%d", 2*i, 2*i)
+	}
+	return strings.Join(r, ",")
 }
 
 // RunRFC runs RFCCases against the server at addr (host:port), each on its
@@ -122,7 +138,11 @@ func RunRFC(t *testing.T, addr string) {
 		t.Fatalf("HEAD /f1k.bin: %d, ETag %q", r.code, etag)
 	}
 	for _, c := range RFCCases(etag) {
-		t.Run(fmt.Sprintf("rule %d: %s", c.Rule, c.Name), func(t *testing.T) {
+		name := fmt.Sprintf("rule %d: %s", c.Rule, c.Name)
+		if c.Rule == 0 {
+			name = "§2: " + c.Name
+		}
+		t.Run(name, func(t *testing.T) {
 			checkRaw(t, addr, c)
 		})
 	}
