@@ -267,3 +267,25 @@ func TestIncludeFilesOnly(t *testing.T) {
 }
 
 func unixMkfifo(p string) error { return syscall.Mkfifo(p, 0o644) }
+
+// TestIncludeDecodeLocates: an error found when the options are decoded
+// (after the parse) is placed in the included file too, and so is a
+// warning.
+func TestIncludeDecodeLocates(t *testing.T) {
+	dir := writeTree(t, map[string]string{"base.ini": "[uwsgi]\n\nstatic-map = /=/srv\nmaster = true\n"})
+	f, err := Parse(filepath.Join(dir, "v.ini"), []byte("[uwsgi]\nini = base.ini\n"), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Decode(f)
+	want := dir + "/base.ini:3: static-map: nothing serves this mount: add http-socket = 127.0.0.1:PORT (read by ini at " + dir + "/v.ini:2)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v\nwant %q", err, want)
+	}
+	if len(f.Warnings) == 0 || f.Warnings[0].File != dir+"/base.ini" || f.Warnings[0].Line != 4 {
+		t.Fatalf("warnings %v", f.Warnings)
+	}
+	if got := f.Where(f.Entries[0].Line); got != dir+"/base.ini:3" {
+		t.Fatalf("Where = %q", got)
+	}
+}
