@@ -84,7 +84,7 @@ func checkVassal(path string, content []byte, owner *vassalfile.FileOwner) (*Loa
 	var f *vassalfile.File
 	var spec *vassalfile.Spec
 	for _, reload := range []bool{false, true} {
-		pf, err := vassalfile.Parse(path, content, vassalfile.ParseOptions{Reload: reload, ReadFile: rd.read})
+		pf, err := vassalfile.Parse(path, content, vassalfile.ParseOptions{Reload: reload, ReadFile: rd.read, Owner: owner})
 		lists = append(lists, vassalfile.DiagsOf(path, err))
 		if pf == nil {
 			break // the file as a whole was refused (its size): nothing was read

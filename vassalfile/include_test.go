@@ -192,8 +192,9 @@ func TestIncludeErrors(t *testing.T) {
 // TestIncludeReadAsOwner: the files a vassal file names are read with its
 // owner's credentials, so a tenant cannot read through the emperor what it
 // could not read itself; only regular files are read, and a FIFO does not
-// block. Run as root, the owner is nobody and the secret is root's 0600;
-// run as a user, the secret is the user's own 0000 file.
+// block, and if-exists and for-glob see only what it could. Run as root,
+// the owner is nobody and the secret is root's 0600; run as a user, the
+// secret is the user's own 0000 file.
 func TestIncludeReadAsOwner(t *testing.T) {
 	dir, err := os.MkdirTemp("", "include-owner")
 	if err != nil {
@@ -224,8 +225,26 @@ func TestIncludeReadAsOwner(t *testing.T) {
 	if err := unixMkfifo(filepath.Join(dir, "fifo.ini")); err != nil {
 		t.Fatal(err)
 	}
+	private := filepath.Join(dir, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(private, "a.txt"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getuid() != 0 {
+		os.Chmod(private, 0)
+		t.Cleanup(func() { os.Chmod(private, 0o700) })
+	}
 	o := ParseOptions{Owner: owner}
-	f, err := Parse(filepath.Join(dir, "v.ini"), []byte("[uwsgi]\nini = public.ini\n"), o)
+	// if-exists and for-glob look as the owner: they neither see nor list
+	// what it could not
+	f, err := Parse(filepath.Join(dir, "v.ini"), []byte("[uwsgi]\nif-exists = private/a.txt\nenv = SEEN=1\nendif =\nfor-glob = private/*\nenv = G=%(_)\nendfor =\n"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnv(t, f, "G=private/*")
+	f, err = Parse(filepath.Join(dir, "v.ini"), []byte("[uwsgi]\nini = public.ini\n"), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,13 +63,7 @@ func ReadAs(o *FileOwner, path string) ([]byte, error) {
 		}
 		return b, nil
 	}
-	gid, groups := o.GID, []int(nil)
-	if u, err := userdb.LookupUser(strconv.Itoa(o.UID)); err == nil && u.Name != "" {
-		if u.GID >= 0 {
-			gid = u.GID
-		}
-		groups, _ = u.Groups()
-	}
+	gid, groups := o.credentials()
 	type result struct {
 		b   []byte
 		err error
@@ -136,4 +130,62 @@ func becomeFS(uid, gid int, groups []int) error {
 		return fmt.Errorf("setfsuid(%d) did not take (fsuid is %d)", uid, uint32(cur))
 	}
 	return nil
+}
+
+// ownerThread runs functions on one OS thread with the filesystem
+// credentials of an owner, for the path lookups of one parse (if-exists,
+// if-file, if-dir, for-glob): one thread per parse rather than one per
+// lookup. The thread is never given back to the runtime (see ReadAs).
+type ownerThread struct {
+	reqs chan func()
+}
+
+// startOwnerThread starts the thread of owner o; nil (and no error) when
+// there is nothing to change: no owner, the owner root, or a reader that
+// is not root.
+func startOwnerThread(o *FileOwner) (*ownerThread, error) {
+	if o == nil || o.UID == 0 || os.Geteuid() != 0 {
+		return nil, nil
+	}
+	gid, groups := o.credentials()
+	t := &ownerThread{reqs: make(chan func())}
+	ready := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := becomeFS(o.UID, gid, groups); err != nil {
+			ready <- err
+			return
+		}
+		ready <- nil
+		for f := range t.reqs {
+			f()
+		}
+	}()
+	if err := <-ready; err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// do runs f on the thread and waits for it.
+func (t *ownerThread) do(f func()) {
+	done := make(chan struct{})
+	t.reqs <- func() { f(); close(done) }
+	<-done
+}
+
+// stop ends the thread (with its goroutine, still locked).
+func (t *ownerThread) stop() { close(t.reqs) }
+
+// credentials are the owner's primary group and supplementary groups
+// from the user database; the file's group and none for a uid it lacks.
+func (o *FileOwner) credentials() (gid int, groups []int) {
+	gid = o.GID
+	if u, err := userdb.LookupUser(strconv.Itoa(o.UID)); err == nil && u.Name != "" {
+		if u.GID >= 0 {
+			gid = u.GID
+		}
+		groups, _ = u.Groups()
+	}
+	return gid, groups
 }

@@ -128,18 +128,45 @@ type ParseOptions struct {
 	UWSGI string
 }
 
-func (o *ParseOptions) fill() {
+// fill sets the defaults. With an Owner, the default Stat and Glob run on a
+// thread with the owner's credentials, which the function it returns ends.
+func (o *ParseOptions) fill() (stop func()) {
+	stop = func() {}
 	if o.Scope == 0 {
 		o.Scope = ScopeVassal
 	}
 	if o.Getenv == nil {
 		o.Getenv = os.LookupEnv
 	}
+	var t *ownerThread
+	if o.Stat == nil || o.Glob == nil {
+		var err error
+		if t, err = startOwnerThread(o.Owner); err != nil {
+			// the owner's credentials cannot be taken: test nothing
+			fail := fmt.Errorf("cannot take the credentials of uid %d, the owner of the vassal file: %w", o.Owner.UID, err)
+			o.Stat = func(string) (fs.FileInfo, error) { return nil, fail }
+			o.Glob = func(string) ([]string, error) { return nil, fail }
+		} else if t != nil {
+			stop = t.stop
+		}
+	}
 	if o.Stat == nil {
 		o.Stat = os.Stat
+		if t != nil {
+			o.Stat = func(p string) (fi fs.FileInfo, err error) {
+				t.do(func() { fi, err = os.Stat(p) })
+				return fi, err
+			}
+		}
 	}
 	if o.Glob == nil {
 		o.Glob = func(p string) ([]string, error) { return globLimit(p, MaxLoopItems) }
+		if t != nil {
+			o.Glob = func(p string) (m []string, err error) {
+				t.do(func() { m, err = globLimit(p, MaxLoopItems) })
+				return m, err
+			}
+		}
 	}
 	if o.Hostname == "" {
 		o.Hostname, _ = os.Hostname()
@@ -151,6 +178,7 @@ func (o *ParseOptions) fill() {
 		owner := o.Owner
 		o.ReadFile = func(path string) ([]byte, error) { return ReadAs(owner, path) }
 	}
+	return stop
 }
 
 // ParseFile reads and parses path.
@@ -281,7 +309,7 @@ type parser struct {
 // Parse parses src as the file at path. It returns every error it finds as
 // Errors; warnings are in File.Warnings.
 func Parse(path string, src []byte, o ParseOptions) (*File, error) {
-	o.fill()
+	defer o.fill()()
 	if len(src) > MaxFileSize {
 		return nil, Errors{{File: path, Message: fmt.Sprintf("file is %d bytes, over the %d byte limit", len(src), MaxFileSize)}}
 	}
