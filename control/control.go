@@ -51,10 +51,14 @@ type Message struct {
 	// Files, with Content, are the files the vassal file named (included
 	// files, @(file), for-readline) as the emperor read them, with the
 	// file owner's credentials: PID 1 reads no other.
-	Files  map[string][]byte `json:"files,omitempty"`
-	Mercy  time.Duration     `json:"mercy,omitempty"`
-	Reason string            `json:"reason,omitempty"`
-	Reload bool              `json:"reload,omitempty"`
+	Files map[string][]byte `json:"files,omitempty"`
+	// Owner, with Content, is the owner of the vassal file, whose
+	// credentials PID 1 takes for the paths the file tests (if-exists,
+	// for-glob), as the emperor's check did.
+	Owner  *Owner        `json:"owner,omitempty"`
+	Mercy  time.Duration `json:"mercy,omitempty"`
+	Reason string        `json:"reason,omitempty"`
+	Reload bool          `json:"reload,omitempty"`
 	// Restart, on a refuse, says the new file is valid but changes what a
 	// running vassal cannot change (uid, namespaces, sockets): the emperor
 	// stops it and starts it afresh. Without it the file was rejected, and
@@ -70,6 +74,12 @@ type Message struct {
 	// Policy, on a start, is the restart policy the vassal applies to its
 	// attached daemons: the emperor's own (emperor-throttle and friends).
 	Policy *restart.Policy `json:"policy,omitempty"`
+}
+
+// Owner is the owner of a vassal file.
+type Owner struct {
+	UID int `json:"uid"`
+	GID int `json:"gid"`
 }
 
 // Conn is a message stream. Send is safe for concurrent use.

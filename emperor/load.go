@@ -3,6 +3,8 @@ package emperor
 import (
 	"sort"
 
+	"github.com/emperor-dev/emperor/control"
+
 	"github.com/emperor-dev/emperor/userdb"
 	"github.com/emperor-dev/emperor/vassalfile"
 )
@@ -17,6 +19,9 @@ type Loaded struct {
 	// its owner's credentials (included files, @(file), for-readline), by
 	// path: sent with Content, the vassal's PID 1 reads only these.
 	Files map[string][]byte
+	// Owner is the vassal file's owner, whose credentials read those files
+	// and test its paths (nil: the emperor's own).
+	Owner *vassalfile.FileOwner
 	File  *vassalfile.File
 	Spec  *vassalfile.Spec
 	// Warnings are accepted-and-ignored options and the like, sorted by
@@ -108,7 +113,7 @@ func checkVassal(path string, content []byte, owner *vassalfile.FileOwner) (*Loa
 	if all.HasErrors() {
 		return nil, rd, all
 	}
-	return &Loaded{Name: vassalfile.NameOf(path), Path: path, Content: content, Files: rd.files, File: f, Spec: spec, Warnings: all.Warnings()}, rd, nil
+	return &Loaded{Name: vassalfile.NameOf(path), Path: path, Content: content, Files: rd.files, Owner: owner, File: f, Spec: spec, Warnings: all.Warnings()}, rd, nil
 }
 
 // credsDiag places a credentials error on the line of the option it names
@@ -162,4 +167,12 @@ func (v *Loaded) reads() []string {
 	}
 	sort.Strings(data)
 	return append(out, data...)
+}
+
+// controlOwner is the owner as PID 1 gets it.
+func (v *Loaded) controlOwner() *control.Owner {
+	if v == nil || v.Owner == nil {
+		return nil
+	}
+	return &control.Owner{UID: v.Owner.UID, GID: v.Owner.GID}
 }

@@ -371,7 +371,7 @@ func (s *supervisor) reloadInPlace() {
 	s.stopTimer()
 	s.phase, s.reloadQueued, s.lastReload = phaseReloading, false, time.Now()
 	s.log.Info("reloading vassal in place", "pid", s.proc.pid)
-	if err := s.proc.send(control.Message{Type: control.MsgReload, Content: s.good.Content, Files: s.good.Files, Mercy: s.cfg.Mercy}); err != nil {
+	if err := s.proc.send(control.Message{Type: control.MsgReload, Content: s.good.Content, Files: s.good.Files, Owner: s.good.controlOwner(), Mercy: s.cfg.Mercy}); err != nil {
 		s.restart(fmt.Sprintf("the reload could not be sent: %v", err))
 	}
 }
@@ -409,7 +409,7 @@ func (s *supervisor) start() {
 	s.log.Info("vassal spawned", "pid", p.pid, "namespaces", ns.String())
 	policy := s.policy
 	err = p.send(control.Message{
-		Type: control.MsgStart, Name: s.name, Path: v.Path, Content: v.Content, Files: v.Files, Mercy: s.cfg.Mercy,
+		Type: control.MsgStart, Name: s.name, Path: v.Path, Content: v.Content, Files: v.Files, Owner: v.controlOwner(), Mercy: s.cfg.Mercy,
 		Namespaces: ns,
 		Policy:     &policy,
 		LogFormat:  s.cfg.LogFormat,

@@ -222,7 +222,7 @@ func (v *vassal) main(start control.Message, sigs chan os.Signal) int {
 		}
 	}
 	go v.forwardExits()
-	v.lc.files = start.Files
+	v.lc.files, v.lc.owner = start.Files, start.Owner
 	if err := v.lc.start(start.Content); err != nil {
 		return v.fatal(err)
 	}
@@ -280,7 +280,7 @@ func (v *vassal) loop(sigs chan os.Signal) int {
 		case m := <-msgs:
 			if m.Type == control.MsgReload {
 				v.emperorHooks(hooks.EmperorReload)
-				v.lc.files = m.Files
+				v.lc.files, v.lc.owner = m.Files, m.Owner
 				if err := v.reload(m.Content); err != nil {
 					return v.fatal(err)
 				}

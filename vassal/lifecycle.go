@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/emperor-dev/emperor/control"
 	"github.com/emperor-dev/emperor/userdb"
 	"github.com/emperor-dev/emperor/vassalfile"
 )
@@ -72,6 +73,9 @@ type lifecycle struct {
 	// them with the file owner's credentials (control.Message.Files):
 	// PID 1 reads no other, as root, and maybe after a pivot_root.
 	files map[string][]byte
+	// owner is the vassal file's owner, whose credentials test the
+	// paths of its conditions and for-glob, as in the emperor's check.
+	owner *control.Owner
 }
 
 // ComponentError is a component that failed to start or apply.
@@ -115,7 +119,11 @@ func (l *lifecycle) load(content []byte, prev *config) (*config, error) {
 	if files == nil {
 		files = map[string][]byte{}
 	}
-	f, err := vassalfile.Parse(l.v.path, content, vassalfile.ParseOptions{Reload: prev != nil, Files: files})
+	o := vassalfile.ParseOptions{Reload: prev != nil, Files: files}
+	if l.owner != nil {
+		o.Owner = &vassalfile.FileOwner{UID: l.owner.UID, GID: l.owner.GID}
+	}
+	f, err := vassalfile.Parse(l.v.path, content, o)
 	if err != nil {
 		return nil, err
 	}

@@ -188,7 +188,9 @@ env = u=%u g=%g U=%U G=%G i=%i pct=%%
 	}
 	// %[ is ESC (for colours in uWSGI's log formats)
 	p := &parser{o: ParseOptions{Scope: ScopeVassal}}
-	p.o.fill()
+	if _, err := p.o.fill(); err != nil {
+		t.Fatal(err)
+	}
 	p.srcs = []*source{{full: "/x.ini", written: "/x.ini", reuse: -1}}
 	m := p.srcs[0]
 	if v, ok, _ := p.magicVar('['); !ok || v != "\x1b" || m.magic['d'] != "/" || m.magic['c'] != "" || m.magic['0'] != "" {

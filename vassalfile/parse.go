@@ -130,7 +130,7 @@ type ParseOptions struct {
 
 // fill sets the defaults. With an Owner, the default Stat and Glob run on a
 // thread with the owner's credentials, which the function it returns ends.
-func (o *ParseOptions) fill() (stop func()) {
+func (o *ParseOptions) fill() (stop func(), err error) {
 	stop = func() {}
 	if o.Scope == 0 {
 		o.Scope = ScopeVassal
@@ -140,13 +140,10 @@ func (o *ParseOptions) fill() (stop func()) {
 	}
 	var t *ownerThread
 	if o.Stat == nil || o.Glob == nil {
-		var err error
 		if t, err = startOwnerThread(o.Owner); err != nil {
-			// the owner's credentials cannot be taken: test nothing
-			fail := fmt.Errorf("cannot take the credentials of uid %d, the owner of the vassal file: %w", o.Owner.UID, err)
-			o.Stat = func(string) (fs.FileInfo, error) { return nil, fail }
-			o.Glob = func(string) ([]string, error) { return nil, fail }
-		} else if t != nil {
+			return stop, fmt.Errorf("cannot take the credentials of uid %d, the owner of the vassal file, to read what it names: %w", o.Owner.UID, err)
+		}
+		if t != nil {
 			stop = t.stop
 		}
 	}
@@ -178,7 +175,7 @@ func (o *ParseOptions) fill() (stop func()) {
 		owner := o.Owner
 		o.ReadFile = func(path string) ([]byte, error) { return ReadAs(owner, path) }
 	}
-	return stop
+	return stop, nil
 }
 
 // ParseFile reads and parses path.
@@ -309,7 +306,11 @@ type parser struct {
 // Parse parses src as the file at path. It returns every error it finds as
 // Errors; warnings are in File.Warnings.
 func Parse(path string, src []byte, o ParseOptions) (*File, error) {
-	defer o.fill()()
+	stop, err := o.fill()
+	defer stop()
+	if err != nil {
+		return nil, Errors{{File: path, Message: err.Error()}}
+	}
 	if len(src) > MaxFileSize {
 		return nil, Errors{{File: path, Message: fmt.Sprintf("file is %d bytes, over the %d byte limit", len(src), MaxFileSize)}}
 	}
