@@ -169,6 +169,7 @@ func TestIncludeErrors(t *testing.T) {
 		{"ini = $(HOME)/x.ini\n", "\"$(HOME)\" is not expanded here"},
 		{"ini = @(name)\n", "\"@(name)\" is not expanded here"},
 		{"ini =\n", dir + "/v.ini:2: ini: names no file"},
+		{"set = ini=ok.ini\n", dir + "/v.ini:2: set = ini=...: write ini = ok.ini on a line of its own"},
 		{"root = /x\ninherit = tmpl.ini\nenv = R=%(root)\n", dir + "/tmpl.ini:2: env: \"%(root)\" is not expanded here: uWSGI reads a file of inherit after it has expanded the others, and leaves them as text (read by inherit at " + dir + "/v.ini:3)"},
 		{"for = a\nini = logic.ini\nendfor =\n", dir + "/logic.ini:2: if-env: logic blocks do not nest, and this file is read inside the for at " + dir + "/v.ini:2"},
 		{"ini = open.ini\n", dir + "/open.ini:2: if-env opened here is never closed (missing endif) (read by ini at " + dir + "/v.ini:2)"},

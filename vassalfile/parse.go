@@ -1137,6 +1137,10 @@ func (p *parser) apply(l rawLine, under string, hasUnder bool) {
 			p.setPHAt(l.line, name, val)
 			return
 		}
+		if _, bad := unsupportedConfig[name]; bad || isInclude(name) {
+			p.errorf(l.line, "set = %s=...: write %s = %s on a line of its own", name, name, val)
+			return
+		}
 		l.key, k, v = name, name, val
 	}
 	p.setPHAt(l.line, k, v)
