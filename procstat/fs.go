@@ -180,11 +180,24 @@ func (p *FS) SignalPending(pid int, sig unix.Signal) (bool, error) {
 // SignalCaught says whether the process has a handler for sig (SigCgt in
 // /proc/PID/status).
 func (p *FS) SignalCaught(pid int, sig unix.Signal) (bool, error) {
+	caught, _, err := p.SignalDisposition(pid, sig)
+	return caught, err
+}
+
+// SignalDisposition says whether the process has a handler for sig
+// (SigCgt) or ignores it (SigIgn); neither is the default action.
+func (p *FS) SignalDisposition(pid int, sig unix.Signal) (caught, ignored bool, err error) {
 	b, err := p.ReadFile(pid, "status")
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	return maskHas(b, sig, "SigCgt")
+	if caught, err = maskHas(b, sig, "SigCgt"); err != nil {
+		return false, false, err
+	}
+	if ignored, err = maskHas(b, sig, "SigIgn"); err != nil {
+		return false, false, err
+	}
+	return caught, ignored, nil
 }
 
 // maskHas says whether sig is set in any of the named signal masks of a

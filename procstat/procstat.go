@@ -19,7 +19,14 @@ type Stat struct {
 	State byte // R, S, D, Z, T, t, X, I ...
 	PPID  int
 	PGRP  int // its process group
+	// StartTicks is when it started, in clock ticks (USER_HZ) since boot;
+	// 0 when the line was cut before it.
+	StartTicks uint64
 }
+
+// UserHZ is the unit of StartTicks: the kernel reports times in
+// /proc/PID/stat in USER_HZ, which is 100 on every Linux architecture.
+const UserHZ = 100
 
 // Zombie says whether the process has exited and waits to be reaped.
 func (s Stat) Zombie() bool { return s.State == 'Z' }
@@ -56,7 +63,13 @@ func Parse(b []byte) (Stat, error) {
 	if err != nil {
 		return Stat{}, fmt.Errorf("pgrp field in %q: %w", cut(b), err)
 	}
-	return Stat{PID: pid, Comm: string(b[open+1 : end]), State: rest[0][0], PPID: ppid, PGRP: pgrp}, nil
+	st := Stat{PID: pid, Comm: string(b[open+1 : end]), State: rest[0][0], PPID: ppid, PGRP: pgrp}
+	if len(rest) > 19 { // field 22, starttime
+		if st.StartTicks, err = strconv.ParseUint(string(rest[19]), 10, 64); err != nil {
+			return Stat{}, fmt.Errorf("starttime field in %q: %w", cut(b), err)
+		}
+	}
+	return st, nil
 }
 
 // cut keeps error messages short.

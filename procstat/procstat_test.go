@@ -40,6 +40,17 @@ func TestParseHostileComm(t *testing.T) {
 	}
 }
 
+func TestParseStartTime(t *testing.T) {
+	line := "42 (a b) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000 10 18446744073709551615"
+	s, err := Parse([]byte(line))
+	if err != nil || s.StartTicks != 123456 {
+		t.Fatalf("Parse(%q) = %+v, %v: want starttime 123456", line, s, err)
+	}
+	if _, err := Parse([]byte("42 (a) S 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 x 0")); err == nil {
+		t.Fatal("a bad starttime: want an error")
+	}
+}
+
 func TestParseBad(t *testing.T) {
 	for _, line := range []string{"", "42", "42 (x", "42 x) S 1", "x (y) S 1", "42 (y) S", "42 (y) S x", "42 (y) SS 1", "42 (y)", "42 (y) S 1", "42 (y) S 1 x"} {
 		if s, err := Parse([]byte(line)); err == nil {

@@ -626,8 +626,7 @@ type appRun struct {
 	policy restart.Policy
 	p      *proc
 
-	fs      *procstat.FS // the vassal's /proc (nil: none)
-	sockIno []uint64     // inodes of the inherited listening sockets
+	fs *procstat.FS // the vassal's /proc (nil: none)
 
 	mu     sync.Mutex
 	argv   []string
@@ -719,12 +718,6 @@ func (a *appServer) newRun(c *config) (*appRun, error) {
 	run.argv = appArgv(bin, safe, run.token, run.mercy, appNeedsApp(c.spec.App.Lines))
 	run.model = appModelOf(c.spec.App.Lines)
 	run.fs = a.v.procfs
-	for _, s := range a.socks.socks {
-		var st unix.Stat_t
-		if err := unix.Fstat(int(s.f.Fd()), &st); err == nil {
-			run.sockIno = append(run.sockIno, st.Ino)
-		}
-	}
 	run.log = slog.New(&readyHandler{Handler: p.log.Handler(), token: run.token, ready: run.signalReady}).With("app", appBinary)
 	return run, nil
 }
@@ -980,7 +973,7 @@ func (r *appRun) gracefulHUP(pid int) {
 		_ = syscall.Kill(pid, syscall.SIGHUP)
 		return
 	}
-	q := &quietReload{fs: r.fs, pgid: pid, sockets: r.sockIno, budget: quietBudget, log: r.log}
+	q := &quietReload{fs: r.fs, pgid: pid, budget: quietBudget, startup: workerStartup, log: r.log}
 	if model.master {
 		q.master = pid
 	}

@@ -21,7 +21,8 @@ import (
 // between the two exits with a connection accepted and unread, and the
 // kernel answers its client with a reset. Under load that window is hit.
 //
-// quietReload closes it from outside. It stops each worker (SIGSTOP) and
+// quietReload closes it from outside. It stops each worker (SIGSTOP, see
+// workers for which processes those are) and
 // reads where it stopped (/proc/PID/syscall). A worker waiting in epoll has
 // accepted nothing, and one blocked in the I/O of a request is in it: such a
 // worker is held, stopped, if it has its SIGHUP handler (a worker still
@@ -34,11 +35,13 @@ import (
 // while idle exits without accepting; the connections wait in the backlog of
 // the listening socket, which PID 1 keeps, for the reloaded workers.
 type quietReload struct {
-	fs      *procstat.FS
-	pgid    int      // the app server's process group: its first process
-	master  int      // its master, 0 without one
-	sockets []uint64 // inodes of its inherited listening sockets
-	budget  time.Duration
+	fs     *procstat.FS
+	pgid   int // the app server's process group: its first process
+	master int // its master, 0 without one
+	budget time.Duration
+	// startup is how long a process that ignores SIGHUP may still be a
+	// starting worker (workerStartup; see workers).
+	startup time.Duration
 	log     *slog.Logger
 	// retried, when set, is called each time a worker stopped at a bad
 	// place was continued (tests wait for it).
@@ -139,13 +142,24 @@ func (q *quietReload) send(held map[int]bool) {
 	}
 }
 
-// workers lists the processes that may accept on the app server's sockets:
-// the members of its process group, but its master, that hold one of
-// them (every member but the master when it has none of ours: unix
-// sockets that uWSGI binds itself).
+// workers lists the processes of the app server that take the reload's
+// SIGHUP as workers: the members of its process group, but its master,
+// that catch SIGHUP, or that ignore it and started less than q.startup
+// ago. uWSGI ignores SIGHUP before it forks a worker, and
+// the worker installs its handler when it enters its loop (core/uwsgi.c);
+// one still starting is waited for (hold). A process that ignores SIGHUP
+// for longer is a gateway, the http router (core/gateway.c; the master
+// SIGKILLs those on a reload), and one at the default action is not
+// uWSGI's (a cron command, a tenant's child): neither is held. The
+// workers' sockets do not tell them apart: behind the http router they
+// listen on a socket uWSGI binds itself.
 func (q *quietReload) workers() []int {
 	members, err := q.fs.Group(q.pgid)
 	if err != nil {
+		return nil
+	}
+	var now unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &now); err != nil {
 		return nil
 	}
 	var out []int
@@ -153,16 +167,21 @@ func (q *quietReload) workers() []int {
 		if s.PID == q.master {
 			continue
 		}
-		if len(q.sockets) > 0 {
-			inos, err := q.fs.SocketInodes(s.PID)
-			if err != nil || !slices.ContainsFunc(inos, func(i uint64) bool { return slices.Contains(q.sockets, i) }) {
-				continue
-			}
+		caught, ignored, err := q.fs.SignalDisposition(s.PID, unix.SIGHUP)
+		if err != nil {
+			continue
 		}
-		out = append(out, s.PID)
+		age := time.Duration(now.Nano()) - time.Duration(s.StartTicks)*time.Second/procstat.UserHZ
+		if caught || (ignored && age < q.startup) {
+			out = append(out, s.PID)
+		}
 	}
 	return out
 }
+
+// workerStartup bounds how long a starting uWSGI worker goes without its
+// SIGHUP handler (about 100 ms here, more for an app loaded after fork).
+const workerStartup = 2 * time.Second
 
 type holdResult int
 

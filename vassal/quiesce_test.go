@@ -252,13 +252,53 @@ func TestQuietReloadWaitsForTheHandler(t *testing.T) {
 	py := python(t)
 	flag := filepath.Join(t.TempDir(), "install-the-handler")
 	w := startInGroup(t, 0, nil, py, "-c", lateWorker, flag)
-	q := &quietReload{fs: fs, pgid: w.pid, budget: time.Minute, log: slog.Default()}
-	// The worker ignores SIGHUP until the flag exists.
+	// The worker ignores SIGHUP until the flag exists; it counts as
+	// starting however long python took to get there.
+	q := &quietReload{fs: fs, pgid: w.pid, budget: time.Minute, startup: time.Hour, log: slog.Default()}
 	if !hupAfterRetries(t, q, flag) {
 		t.Fatal("the worker was not held once it had its handler")
 	}
 	if code := w.code(t); code != 17 {
 		t.Fatalf("exit %d, want 17: the SIGHUP reached the handler", code)
+	}
+}
+
+// A process that has ignored SIGHUP for longer than a worker takes to
+// start (uWSGI's http router, a gateway) is neither held nor waited for,
+// and a process at SIGHUP's default action (not uWSGI's) neither.
+func TestQuietReloadSkipsGateways(t *testing.T) {
+	fs := openProcFS(t)
+	py := python(t)
+	gateway := `
+import select, signal
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+print("ready", flush=True)
+while True:
+    pass
+`
+	other := `
+import signal
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
+print("ready", flush=True)
+while True:
+    pass
+`
+	w := startInGroup(t, 0, nil, py, "-c", idleWorker)
+	g := startInGroup(t, w.pid, nil, py, "-c", gateway)
+	o := startInGroup(t, w.pid, nil, py, "-c", other)
+	q := &quietReload{fs: fs, pgid: w.pid, budget: time.Minute, log: slog.Default(), retried: func() {
+		t.Error("a spinning gateway or foreign process was tried")
+	}}
+	if !q.hup() {
+		t.Fatal("the idle worker was not held")
+	}
+	if code := w.code(t); code != 17 {
+		t.Fatalf("worker: exit %d, want 17", code)
+	}
+	for _, p := range []worker{g, o} {
+		if s, err := fs.Stat(p.pid); err != nil || s.State == 'T' {
+			t.Fatalf("pid %d after the reload: %+v %v, want it running", p.pid, s, err)
+		}
 	}
 }
 
@@ -346,10 +386,6 @@ func TestQuietReloadAcceptWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer lf.Close()
-		var st unix.Stat_t
-		if err := unix.Fstat(int(lf.Fd()), &st); err != nil {
-			t.Fatal(err)
-		}
 		flag := filepath.Join(t.TempDir(), "leave-the-window")
 		w := startInGroup(t, 0, lf, py, "-c", fakeWorker, flag)
 		pid := w.pid
@@ -363,7 +399,7 @@ func TestQuietReloadAcceptWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitUntil(t, func() bool { return socketsOf(t, fs, pid) > before }) // it accepted
-		q := &quietReload{fs: fs, pgid: pid, sockets: []uint64{st.Ino}, budget: time.Minute, log: slog.Default()}
+		q := &quietReload{fs: fs, pgid: pid, budget: time.Minute, log: slog.Default()}
 		reload(q, flag)
 		b, _ := io.ReadAll(c)
 		return string(b), w.code(t)
