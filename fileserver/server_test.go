@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -148,5 +149,46 @@ func TestCacheRevalidation(t *testing.T) {
 	}
 	if n, bytes, _ := s.Cache().Stats(); n == 0 || bytes != 4 {
 		t.Fatalf("cache %d entries %d bytes", n, bytes)
+	}
+}
+
+// Issue 9 §2: a FIFO, in the folder or reached through a symlink into a
+// static-safe folder, is 403 at once: opened without blocking, refused
+// after fstat. (A blocking open waited for a writer forever.)
+func TestSpecialFilesNeverBlock(t *testing.T) {
+	dir, safe := t.TempDir(), t.TempDir()
+	for _, p := range []string{filepath.Join(dir, "fifo"), filepath.Join(safe, "fifo")} {
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink(filepath.Join(safe, "fifo"), filepath.Join(dir, "safefifo"))
+	os.WriteFile(filepath.Join(safe, "ok.txt"), []byte("ok"), 0o644)
+	os.Symlink(filepath.Join(safe, "ok.txt"), filepath.Join(dir, "ok.txt"))
+	l, err := NewLocal(dir, []string{safe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, cc := range []CacheConfig{{}, {TTL: time.Second, MaxFile: 1 << 20, MaxSize: 1 << 20}} {
+		base := serve(t, Config{Mounts: []Mount{{Prefix: "/", Backend: l}}, Cache: cc})
+		c := &http.Client{Timeout: time.Minute} // stops a hang only
+		for p, want := range map[string]int{"/fifo": 403, "/safefifo": 403, "/ok.txt": 200} {
+			r, err := c.Get(base + p)
+			if err != nil {
+				// A server stuck in open(2) of a FIFO: a writer releases it,
+				// so that the test ends instead of hanging in cleanup.
+				for _, f := range []string{filepath.Join(dir, "fifo"), filepath.Join(safe, "fifo")} {
+					if w, err := os.OpenFile(f, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+						w.Close()
+					}
+				}
+				t.Fatalf("%s: %v (the server blocked opening a FIFO)", p, err)
+			}
+			r.Body.Close()
+			if r.StatusCode != want {
+				t.Fatalf("%s: %d, want %d", p, r.StatusCode, want)
+			}
+		}
 	}
 }
