@@ -108,6 +108,7 @@ type Job struct {
 	Harakiri   time.Duration
 	NoHarakiri bool
 	Line       int
+	Ref        string // Line for messages: "7", or "base.ini:7" in an included file
 }
 
 // Key identifies a job across reloads: two lines that define the same job

@@ -96,6 +96,9 @@ type Hook struct {
 	Written string
 	Args    string
 	Line    int
+	// Ref is Line for messages: "7", or "base.ini:7" for a line of an
+	// included file; "" is Line.
+	Ref string
 	// Private is uWSGI's "!" prefix: the hook's arguments (a password
 	// written to a file, a command line) never reach the log.
 	Private bool

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -27,9 +28,17 @@ type HookError struct {
 
 func (e *HookError) Error() string {
 	if e.Hook.Family == FamilyWait {
-		return fmt.Sprintf("%s = %s (line %d): %v", e.Hook.Written, e.Hook.Args, e.Hook.Line, e.Err)
+		return fmt.Sprintf("%s = %s (line %s): %v", e.Hook.Written, e.Hook.Args, e.Hook.LineRef(), e.Err)
 	}
-	return fmt.Sprintf("hook %s (%s, line %d): %v", e.Hook.String(), e.Hook.Phase, e.Hook.Line, e.Err)
+	return fmt.Sprintf("hook %s (%s, line %s): %v", e.Hook.String(), e.Hook.Phase, e.Hook.LineRef(), e.Err)
+}
+
+// LineRef is the hook's line for messages.
+func (h Hook) LineRef() string {
+	if h.Ref != "" {
+		return h.Ref
+	}
+	return strconv.Itoa(h.Line)
 }
 func (e *HookError) Unwrap() error { return e.Err }
 
@@ -50,9 +59,9 @@ func RunPhase(hs []Hook, env Env, timeout time.Duration, log *slog.Logger) error
 	for i := range hs {
 		h := &hs[i]
 		if h.Private {
-			log.Info("running private hook", "phase", string(h.Phase), "action", h.Written, "line", h.Line)
+			log.Info("running private hook", "phase", string(h.Phase), "action", h.Written, "line", h.LineRef())
 		} else {
-			log.Info("running hook", "phase", string(h.Phase), "hook", h.String(), "line", h.Line)
+			log.Info("running hook", "phase", string(h.Phase), "hook", h.String(), "line", h.LineRef())
 		}
 		t := timeout
 		if h.Timeout > 0 {

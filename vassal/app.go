@@ -140,7 +140,7 @@ func (s *appSockets) Start(c *config) error {
 		f, err := bindAppSocket(addr, o)
 		if err != nil {
 			s.Stop()
-			return fmt.Errorf("%s:%d: %s = %s: %w", c.spec.Path, l.Line, l.Key, l.Value, err)
+			return fmt.Errorf("%s: %s = %s: %w", c.spec.Where(l.Line), l.Key, l.Value, err)
 		}
 		s.socks = append(s.socks, appSocket{key: l.Key, addr: addr, line: l.Line, f: f})
 	}
@@ -484,7 +484,7 @@ func findAppBinary(env []string, jailed string) (string, error) {
 // appPluginDir). uWSGI only warns about a missing plugin and then fails
 // on the first option of it; inside a jail the cause is a rootfs without
 // the plugin, which this says.
-func checkAppPlugins(lines []vassalfile.AppLine, jailed string) error {
+func checkAppPlugins(lines []vassalfile.AppLine, jailed string, where func(int) string) error {
 	var dirs []string
 	for _, l := range lines {
 		switch l.Key {
@@ -519,7 +519,7 @@ func checkAppPlugins(lines []vassalfile.AppLine, jailed string) error {
 					}
 				}
 				if !found {
-					return &AppMissingError{What: fmt.Sprintf("uWSGI plugin %q (line %d)", strings.TrimSpace(l.Value), l.Line), Tried: cands, Jail: jailed}
+					return &AppMissingError{What: fmt.Sprintf("uWSGI plugin %q (%s)", strings.TrimSpace(l.Value), where(l.Line)), Tried: cands, Jail: jailed}
 				}
 			}
 		}
@@ -686,7 +686,7 @@ func (a *appServer) newRun(c *config) (*appRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkAppPlugins(c.spec.App.Lines, jailed); err != nil {
+	if err := checkAppPlugins(c.spec.App.Lines, jailed, c.spec.Where); err != nil {
 		return nil, err
 	}
 	lines, files, safe, err := appFiles(c.spec.App.Lines, a.socks.socks)
@@ -1089,7 +1089,7 @@ func (a *appServer) Apply(old, new *config) error {
 	case run == nil:
 		return a.Start(new)
 	}
-	if err := checkAppPlugins(new.spec.App.Lines, jailDesc(new.spec)); err != nil {
+	if err := checkAppPlugins(new.spec.App.Lines, jailDesc(new.spec), new.spec.Where); err != nil {
 		return err
 	}
 	lines, _, _, err := appFiles(new.spec.App.Lines, a.socks.socks)

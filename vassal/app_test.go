@@ -103,12 +103,12 @@ func TestAppFilesNamesSockets(t *testing.T) {
 }
 
 func TestAppMissingPluginNamesPaths(t *testing.T) {
-	err := checkAppPlugins([]vassalfile.AppLine{{Key: "plugins-dir", Value: "/nonexistent/plugins"}, {Key: "plugin", Value: "0:nosuch", Line: 7}}, "pivot_root /ufs")
+	err := checkAppPlugins([]vassalfile.AppLine{{Key: "plugins-dir", Value: "/nonexistent/plugins"}, {Key: "plugin", Value: "0:nosuch", Line: 7}}, "pivot_root /ufs", (&vassalfile.Spec{Path: "/v/app.ini"}).Where)
 	var me *AppMissingError
 	if !errors.As(err, &me) {
 		t.Fatalf("err %v", err)
 	}
-	for _, want := range []string{"/nonexistent/plugins/nosuch_plugin.so", appPluginDir + "/nosuch_plugin.so", "line 7", "pivot_root /ufs", "docs/appserver.md"} {
+	for _, want := range []string{"/nonexistent/plugins/nosuch_plugin.so", appPluginDir + "/nosuch_plugin.so", "/v/app.ini:7", "pivot_root /ufs", "docs/appserver.md"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q does not say %q", err, want)
 		}

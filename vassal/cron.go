@@ -3,6 +3,7 @@ package vassal
 import (
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -97,7 +98,11 @@ func newCrontab(v *vassal) *crontab {
 }
 
 func (t *crontab) jobLog(j cron.Job) *slog.Logger {
-	return t.log.With(j.Option, shortCmd(j.Command), "line", j.Line)
+	ref := j.Ref
+	if ref == "" {
+		ref = strconv.Itoa(j.Line)
+	}
+	return t.log.With(j.Option, shortCmd(j.Command), "line", ref)
 }
 
 // set replaces the jobs with specs, keeping the state of those that did not
@@ -116,7 +121,7 @@ func (t *crontab) set(specs []cron.Job, start cronStarter, harakiri, mercy time.
 			j := same[0]
 			old[k] = same[1:]
 			if j.spec.Line != sp.Line {
-				j.spec.Line = sp.Line
+				j.spec.Line, j.spec.Ref = sp.Line, sp.Ref
 				j.log = t.jobLog(sp)
 			}
 			jobs = append(jobs, j)

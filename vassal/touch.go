@@ -163,7 +163,7 @@ func touchEntries(s *vassalfile.Spec, log *slog.Logger) []*touchEntry {
 			abs = filepath.Join(workdirOf(s), abs)
 		}
 		if abs == s.Path && s.Chroot == "" && s.PivotNew == "" && t.Action != "touch-exec" && t.Action != "touch-logreopen" && t.Action != "touch-logrotate" {
-			log.Info("not watching the vassal file itself: the emperor reloads the vassal when it changes", t.Action, t.Path, "line", t.Line)
+			log.Info("not watching the vassal file itself: the emperor reloads the vassal when it changes", t.Action, t.Path, "line", t.Ref)
 			continue
 		}
 		out = append(out, &touchEntry{t: t, abs: abs})

@@ -3,6 +3,7 @@ package vassalfile
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -104,6 +105,15 @@ func (f *File) locate(line int) (path string, n int, via string) {
 		s = fs
 	}
 	return f.Sources[src].Path, line & lineMask, "read by " + strings.Join(chain, ", read by ")
+}
+
+// LineRef is how a runtime message names a Line: its number for a line of
+// the vassal file, "path:line" for a line of a file it included.
+func (f *File) LineRef(line int) string {
+	if line>>lineBits == 0 {
+		return strconv.Itoa(line)
+	}
+	return f.Where(line)
 }
 
 // Where is "path:line" of a Line, for messages: lines of an included file

@@ -309,3 +309,36 @@ func TestIncludeDecodeLocates(t *testing.T) {
 		t.Fatalf("Where = %q", got)
 	}
 }
+
+// Runtime messages name a line of an included file by that file: the
+// spec's Where and the refs of hooks, crons and touches.
+func TestSpecLineRefs(t *testing.T) {
+	d := writeTree(t, map[string]string{
+		"base.ini": "[uwsgi]\nhook-as-user = exec:true\ncron = -1 -1 -1 -1 -1 true\ntouch-reload = /tmp/x\n",
+		"v.ini":    "[uwsgi]\nini = base.ini\nhook-as-user = exec:false\n",
+	})
+	path := d + "/v.ini"
+	f, err := ParseFile(path, ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Hooks) != 2 || s.Hooks[0].Ref != d+"/base.ini:2" || s.Hooks[1].Ref != "3" {
+		t.Fatalf("hooks %+v", s.Hooks)
+	}
+	if len(s.Crons) != 1 || s.Crons[0].Ref != d+"/base.ini:3" {
+		t.Fatalf("crons %+v", s.Crons)
+	}
+	if len(s.Touches) != 1 || s.Touches[0].Ref != d+"/base.ini:4" {
+		t.Fatalf("touches %+v", s.Touches)
+	}
+	if got := s.Where(s.Hooks[0].Line); got != d+"/base.ini:2" {
+		t.Fatalf("Where = %q", got)
+	}
+	if got := s.Where(3); got != path+":3" {
+		t.Fatalf("Where(3) = %q", got)
+	}
+}

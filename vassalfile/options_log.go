@@ -47,6 +47,7 @@ type Touch struct {
 	Path   string // as written; relative paths are relative to chdir
 	Arg    string // touch-exec's command
 	Line   int
+	Ref    string // Line for messages (File.LineRef)
 }
 
 // TouchOptions are the touch-* options PID 1 watches with inotify, in the
@@ -158,7 +159,7 @@ func decodeLog(d *decoder, s *Spec, orig *File) {
 				continue
 			}
 			if t, ok := typed[Touch](d, e); ok {
-				t.Action, t.Line = name, e.Line
+				t.Action, t.Line, t.Ref = name, e.Line, d.f.LineRef(e.Line)
 				s.Touches = append(s.Touches, t)
 			}
 		}

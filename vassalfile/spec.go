@@ -20,8 +20,11 @@ type Daemon struct {
 
 // Spec is a vassal file decoded into typed settings.
 type Spec struct {
-	Name          string
-	Path          string
+	Name string
+	Path string
+	// Sources are the files the vassal file read, itself first (see
+	// Where).
+	Sources       []Source
 	UID           string
 	GID           string
 	AddGIDs       []string
@@ -75,6 +78,12 @@ type Spec struct {
 	StatsMinified bool
 }
 
+// Where is "path:line" of a Line of the spec, for messages: a line of an
+// included file names that file.
+func (s *Spec) Where(line int) string {
+	return (&File{Path: s.Path, Sources: s.Sources}).Where(line)
+}
+
 // PhaseHooks returns the hooks of phase in run order: hook-<phase> lines
 // first, then mount-, umount-, exec- and call-<phase>, each in file order.
 func (s *Spec) PhaseHooks(phase hooks.Phase) []hooks.Hook {
@@ -105,7 +114,7 @@ func Decode(f *File) (*Spec, error) {
 		f = emperorPart(f)
 	}
 	d := decoder{f: f, errs: diagList{path: f.Path}}
-	s := &Spec{Name: f.Name, Path: f.Path, App: app,
+	s := &Spec{Name: f.Name, Path: f.Path, App: app, Sources: orig.Sources,
 		UID:             last[string](&d, "uid"),
 		GID:             last[string](&d, "gid"),
 		AddGIDs:         all[string](&d, "add-gid"),
@@ -156,7 +165,7 @@ func Decode(f *File) (*Spec, error) {
 	for _, e := range f.Entries {
 		if _, ok := hookOptions[e.Key]; ok {
 			if h, ok := typed[hooks.Hook](&d, e); ok {
-				h.Line = e.Line
+				h.Line, h.Ref = e.Line, orig.LineRef(e.Line)
 				s.Hooks = append(s.Hooks, h)
 			}
 			continue
@@ -164,7 +173,7 @@ func Decode(f *File) (*Spec, error) {
 		switch e.Key {
 		case "cron", "unique-cron", "cron2":
 			if j, ok := typed[cron.Job](&d, e); ok {
-				j.Line = e.Line
+				j.Line, j.Ref = e.Line, orig.LineRef(e.Line)
 				s.Crons = append(s.Crons, j)
 			}
 		case "attach-daemon":
