@@ -20,9 +20,9 @@ cron2 = minute=30,harakiri=60 /app/bin/report
 		t.Fatal(err)
 	}
 	want := []cron.Job{
-		{Option: "cron", Schedule: cron.Schedule{Minute: -5, Hour: -1, Day: -1, Month: -1, Week: -1}, Command: "/app/bin/poll", Line: 2},
-		{Option: "unique-cron", Schedule: cron.Schedule{Minute: 0, Hour: 3, Day: -1, Month: -1, Week: -1}, Command: "/app/bin/backup", Unique: true, Line: 3},
-		{Option: "cron2", Schedule: cron.Schedule{Minute: 30, Hour: -1, Day: -1, Month: -1, Week: -1}, Command: "/app/bin/report", Harakiri: time.Minute, Line: 4},
+		{Option: "cron", Schedule: cron.Schedule{Minute: -5, Hour: -1, Day: -1, Month: -1, Week: -1}, Command: "/app/bin/poll", Line: 2, Ref: "2"},
+		{Option: "unique-cron", Schedule: cron.Schedule{Minute: 0, Hour: 3, Day: -1, Month: -1, Week: -1}, Command: "/app/bin/backup", Unique: true, Line: 3, Ref: "3"},
+		{Option: "cron2", Schedule: cron.Schedule{Minute: 30, Hour: -1, Day: -1, Month: -1, Week: -1}, Command: "/app/bin/report", Harakiri: time.Minute, Line: 4, Ref: "4"},
 	}
 	if len(s.Crons) != len(want) {
 		t.Fatalf("crons: %+v", s.Crons)
