@@ -22,6 +22,11 @@ const (
 	// emperor -> vassal
 	MsgStart  = "start"  // first message: the vassal file to run
 	MsgReload = "reload" // re-read this content with if-reload true, restart daemons
+	// MsgStop stops the vassal, as SIGTERM does; the emperor sends both.
+	// The message cannot be lost: a process-directed signal can be, for
+	// as long as the thread the kernel picked for it sleeps in a hung
+	// FUSE mount (package nosignal).
+	MsgStop = "stop"
 	// vassal -> emperor
 	MsgReady  = "ready"  // set up and serving (after start or reload)
 	MsgFatal  = "fatal"  // about to exit because of Reason

@@ -433,6 +433,13 @@ func (s *supervisor) terminate(next phase) {
 	if already {
 		return
 	}
+	// The message first: it cannot be lost. The signal can be, while the
+	// thread of PID 1 the kernel picks for it sleeps in a hung FUSE mount
+	// (package nosignal), but it is what stops a PID 1 whose control
+	// channel is stuck, and what uWSGI's Emperor sends.
+	if err := s.proc.send(control.Message{Type: control.MsgStop}); err != nil {
+		s.log.Warn("stop message not sent; SIGTERM only", "pid", s.proc.pid, "err", err)
+	}
 	if err := s.proc.signal(syscall.SIGTERM); err != nil {
 		s.log.Error("SIGTERM failed", "pid", s.proc.pid, "err", err)
 	}

@@ -31,6 +31,10 @@ func TestMain(m *testing.M) {
 		testHTTPD()
 		return
 	}
+	if os.Getenv(hungStatfsEnv) != "" {
+		hungStatfs()
+		return
+	}
 	dir, err := os.MkdirTemp("", "emperor-it-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/emperor-dev/emperor/mountinfo"
+	"github.com/emperor-dev/emperor/nosignal"
 	"golang.org/x/sys/unix"
 )
 
@@ -135,8 +136,13 @@ func (c *Checker) statfs(p string) error {
 		cl = &call{done: make(chan struct{})}
 		c.inflight[p] = cl
 		go func() {
+			// On a thread that takes no signal while it may hang: a
+			// hung FUSE mount would otherwise swallow a SIGTERM meant
+			// for PID 1 (see package nosignal).
 			var st unix.Statfs_t
-			if err := c.sysStatfs(p, &st); err != nil {
+			var err error
+			nosignal.Do(func() { err = c.sysStatfs(p, &st) })
+			if err != nil {
 				cl.err = &os.PathError{Op: "statfs", Path: p, Err: err}
 			}
 			c.mu.Lock()

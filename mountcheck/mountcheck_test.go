@@ -3,6 +3,8 @@ package mountcheck
 import (
 	"context"
 	"errors"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +154,37 @@ func TestRunEndsAtStop(t *testing.T) {
 	}
 	if f := <-ran; f != nil {
 		t.Fatalf("Run reported %v after Stop", f)
+	}
+}
+
+// The statfs runs on a thread that blocks PID 1's signals: on a hung FUSE
+// mount a thread asleep in it would swallow a SIGTERM (package nosignal).
+func TestStatfsTakesNoSignal(t *testing.T) {
+	dir := t.TempDir()
+	c := New([]string{dir}, time.Minute)
+	var mask string
+	c.sysStatfs = func(p string, st *unix.Statfs_t) error {
+		b, err := os.ReadFile("/proc/thread-self/status")
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "SigBlk:"); ok {
+				mask = strings.TrimSpace(v)
+			}
+		}
+		return unix.Statfs(p, st)
+	}
+	if f := c.Check(); f != nil {
+		t.Fatal(f)
+	}
+	m, err := strconv.ParseUint(mask, 16, 64)
+	if err != nil {
+		t.Fatalf("SigBlk %q: %v", mask, err)
+	}
+	for _, s := range []unix.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGQUIT, unix.SIGHUP, unix.SIGUSR1, unix.SIGCHLD} {
+		if m&(1<<(uint(s)-1)) == 0 {
+			t.Errorf("statfs ran with %v unblocked (SigBlk %s)", s, mask)
+		}
 	}
 }

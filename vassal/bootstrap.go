@@ -243,6 +243,18 @@ func (v *vassal) forwardExits() {
 	}
 }
 
+// stop ends the vassal for good: the emperor's stop (its stop message and
+// its SIGTERM, whichever comes first), or SIGINT/SIGQUIT/SIGTERM from
+// anyone else. by and what say which, for the log.
+func (v *vassal) stop(by, what string) int {
+	v.log.Info("stopping", by, what)
+	v.stopProfile()
+	v.emperorHooks(hooks.EmperorStop)
+	v.lc.stop()
+	v.killEverything()
+	return 0
+}
+
 func (v *vassal) loop(sigs chan os.Signal) int {
 	msgs := make(chan control.Message)
 	gone := make(chan error, 1)
@@ -269,15 +281,12 @@ func (v *vassal) loop(sigs chan os.Signal) int {
 					return v.fatal(err)
 				}
 			default:
-				v.log.Info("stopping", "signal", s.String())
-				v.stopProfile()
-				// The emperor stops a vassal with SIGTERM.
-				v.emperorHooks(hooks.EmperorStop)
-				v.lc.stop()
-				v.killEverything()
-				return 0
+				return v.stop("signal", s.String())
 			}
 		case m := <-msgs:
+			if m.Type == control.MsgStop {
+				return v.stop("message", "stop from the emperor")
+			}
 			if m.Type == control.MsgReload {
 				v.emperorHooks(hooks.EmperorReload)
 				v.lc.files, v.lc.owner = m.Files, m.Owner

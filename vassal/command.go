@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/emperor-dev/emperor/nosignal"
 	"golang.org/x/sys/unix"
 )
 
@@ -88,10 +89,16 @@ func lookPath(name string, env []string, dir string) (string, bool) {
 // executable checks that p is a regular file we may execute, with the
 // credentials the child will have (PID 1 has already dropped privileges
 // before it starts daemons).
-func executable(p string) bool {
-	var st unix.Stat_t
-	if err := unix.Stat(p, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return false
-	}
-	return unix.Access(p, unix.X_OK) == nil
+//
+// The lookups may hang in the tenant's FUSE mounts: they run where no signal
+// for PID 1 can be caught (package nosignal).
+func executable(p string) (ok bool) {
+	nosignal.Do(func() {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return
+		}
+		ok = unix.Access(p, unix.X_OK) == nil
+	})
+	return ok
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emperor-dev/emperor/nosignal"
 	"github.com/emperor-dev/emperor/procstat"
 	"github.com/emperor-dev/emperor/reexec"
 	"github.com/emperor-dev/emperor/restart"
@@ -376,7 +377,11 @@ func terminateForeign(pid int, mercy time.Duration, log *slog.Logger) {
 }
 
 func pidfileAlive(path string) (int, bool) {
-	b, err := os.ReadFile(path)
+	// The tenant's pidfile may be in a FUSE mount that hangs: read it where
+	// no signal for PID 1 can be caught (package nosignal).
+	var b []byte
+	var err error
+	nosignal.Do(func() { b, err = os.ReadFile(path) })
 	if err != nil {
 		return 0, false
 	}

@@ -358,3 +358,21 @@ func TestSIGTERMBeforeStartMessage(t *testing.T) {
 		t.Fatalf("the vassal ended with %v, want a clean stop (exit 0 after \"stopping\"); log:\n%s", p.status, p.log.String())
 	}
 }
+
+// The emperor's stop message stops PID 1 as its SIGTERM does, with no
+// signal at all: the message is what a stop relies on when the signal is
+// held by a thread asleep in a hung FUSE mount.
+func TestStopMessage(t *testing.T) {
+	p := startPID1(t, "[uwsgi]\nattach-daemon = sleep 100000\n")
+	if err := p.conn.Send(control.Message{Type: control.MsgStop}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(hang):
+		t.Fatal("the vassal did not stop")
+	}
+	if !p.status.Exited() || p.status.ExitStatus() != 0 || !strings.Contains(p.log.String(), `msg=stopping vassal=t message="stop from the emperor"`) {
+		t.Fatalf("the vassal ended with %v, want a clean stop (exit 0 after \"stopping\"); log:\n%s", p.status, p.log.String())
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emperor-dev/emperor/nosignal"
 	"github.com/emperor-dev/emperor/reexec"
 
 	"github.com/emperor-dev/emperor/vassalfile"
@@ -37,9 +38,13 @@ type touchState struct {
 }
 
 // statTouch stats path, following symlinks as the tenant's tools would.
+// The lookup may hang in a FUSE mount: it runs where no signal for PID 1
+// can be caught (package nosignal).
 func statTouch(path string) touchState {
 	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	var err error
+	nosignal.Do(func() { err = unix.Stat(path, &st) })
+	if err != nil {
 		return touchState{}
 	}
 	return touchState{exists: true, dev: st.Dev, ino: st.Ino, mtime: st.Mtim, size: st.Size}
@@ -409,9 +414,13 @@ func inotifyInit() (*os.File, error) {
 }
 
 // addWatch watches path (symlinks followed: the watch is on what the path
-// leads to now) and returns the watch descriptor.
+// leads to now) and returns the watch descriptor. The path lookup may hang
+// in a FUSE mount, so it runs where no signal for PID 1 can be caught
+// (package nosignal).
 func addWatch(fd int, path string, mask uint32) (int32, error) {
-	wd, err := unix.InotifyAddWatch(fd, path, mask)
+	var wd int
+	var err error
+	nosignal.Do(func() { wd, err = unix.InotifyAddWatch(fd, path, mask) })
 	return int32(wd), err
 }
 
