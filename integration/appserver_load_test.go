@@ -9,47 +9,65 @@ import (
 	"time"
 )
 
-// reloadUnderLoad touches the vassal file at path while a load GETs url,
-// waits for the reload to be done, and fails on any failed request.
-func reloadUnderLoad(t *testing.T, e *emperorProc, path, url string) int64 {
+// touchReload touches the vassal file at path and waits until the emperor
+// has logged one more "vassal reloaded".
+func touchReload(t *testing.T, e *emperorProc, path, what string) {
 	t.Helper()
 	reloads := strings.Count(e.log.String(), `msg="vassal reloaded"`)
-	l := startLoad(url)
-	l.waitAnswers(t, 20)
 	now := time.Now()
 	if err := os.Chtimes(path, now, now); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "the reload", func() bool {
+	waitFor(t, time.Minute, what, func() bool {
 		return strings.Count(e.log.String(), `msg="vassal reloaded"`) > reloads
 	})
+}
+
+// reloadUnderLoad touches the vassal file at path while a load GETs url,
+// waits for the reload to be done, and fails on any failed request.
+func reloadUnderLoad(t *testing.T, e *emperorProc, path, url string) int64 {
+	t.Helper()
+	l := startLoad(url)
+	l.waitAnswers(t, 20)
+	touchReload(t, e, path, "the reload")
 	l.waitAnswers(t, 20)
 	l.end(t)
 	return l.ok.Load()
 }
 
-// A PSGI app with master, 4 workers and lazy-apps (each worker loads the
-// app itself, after the fork), reloaded twice under load: same PID 1 and
-// master, the new code, no failed request.
-func TestAppServerPSGILazyAppsReloadUnderLoad(t *testing.T) {
+// lazyPSGI is a vassal "lazy" running a PSGI app with master, 4 workers and
+// lazy-apps (each worker loads the app itself, after the fork), serving
+// "VERSION pid=PID".
+type lazyPSGI struct {
+	e           *emperorProc
+	path, url   string
+	pid, master int            // PID 1 and the uWSGI master
+	write       func(v string) // writes the app's version v
+}
+
+// startLazyPSGI starts it at v1; prelude is Perl run when a worker loads
+// the app.
+func startLazyPSGI(t *testing.T, prelude string) *lazyPSGI {
+	t.Helper()
 	requireRoot(t)
 	requireAppServer(t, "psgi")
 	name, _, _ := testUser(t, "emplazy")
 	dir := publicDir(t)
-	writeApp := func(version string) {
-		src := fmt.Sprintf(`my $app = sub {
+	a := &lazyPSGI{}
+	a.write = func(version string) {
+		src := fmt.Sprintf(`%smy $app = sub {
     my $env = shift;
     return [200, ['Content-Type' => 'text/plain'], ["%s pid=$$\n"]];
 };
-`, version)
+`, prelude, version)
 		if err := os.WriteFile(filepath.Join(dir, "app.pl"), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	writeApp("v1")
+	a.write("v1")
 	port := freePort(t)
-	e := startEmperor(t)
-	path := e.install("lazy", fmt.Sprintf(`[uwsgi]
+	a.e = startEmperor(t)
+	a.path = a.e.install("lazy", fmt.Sprintf(`[uwsgi]
 uid = %[1]s
 gid = %[1]s
 chdir = %[2]s
@@ -59,25 +77,38 @@ processes = 4
 lazy-apps = true
 http-socket = 127.0.0.1:%[3]d
 `, name, dir, port))
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	if body := waitHTTP(t, url, time.Minute); !strings.HasPrefix(body, "v1 ") {
+	a.url = fmt.Sprintf("http://127.0.0.1:%d/", port)
+	if body := waitHTTP(t, a.url, time.Minute); !strings.HasPrefix(body, "v1 ") {
 		t.Fatalf("GET: %q", body)
 	}
-	v := e.waitState("lazy", "running", time.Minute)
-	master := appMaster(t, v.PID)
+	a.pid = a.e.waitState("lazy", "running", time.Minute).PID
+	a.master = appMaster(t, a.pid)
+	return a
+}
+
+// same fails unless PID 1 and the uWSGI master are the ones it started with.
+func (a *lazyPSGI) same(t *testing.T) {
+	t.Helper()
+	if nv := a.e.waitState("lazy", "running", time.Minute); nv.PID != a.pid {
+		t.Fatalf("PID 1 changed from %d to %d", a.pid, nv.PID)
+	}
+	if m := appMaster(t, a.pid); m != a.master {
+		t.Fatalf("uWSGI master %d -> %d", a.master, m)
+	}
+}
+
+// The lazy-apps app, reloaded twice under load: same PID 1 and master, the
+// new code, no failed request.
+func TestAppServerPSGILazyAppsReloadUnderLoad(t *testing.T) {
+	a := startLazyPSGI(t, "")
 	for i, version := range []string{"v2", "v3"} {
-		waitWorkersAccepting(t, master, 4)
-		writeApp(version)
-		n := reloadUnderLoad(t, e, path, url)
-		if body, _ := mustGet(t, url); !strings.HasPrefix(body, version+" ") {
+		waitWorkersAccepting(t, a.master, 4)
+		a.write(version)
+		n := reloadUnderLoad(t, a.e, a.path, a.url)
+		if body, _ := mustGet(t, a.url); !strings.HasPrefix(body, version+" ") {
 			t.Fatalf("after reload %d: %q, want %s", i+1, body, version)
 		}
-		if nv := e.waitState("lazy", "running", time.Minute); nv.PID != v.PID {
-			t.Fatalf("PID 1 changed from %d to %d", v.PID, nv.PID)
-		}
-		if m := appMaster(t, v.PID); m != master {
-			t.Fatalf("uWSGI master %d -> %d", master, m)
-		}
+		a.same(t)
 		t.Logf("reload %d: %d requests, none failed", i+1, n)
 	}
 }
@@ -134,19 +165,12 @@ cheaper-step = 1
 	}
 	for i, version := range []string{"v2", "v3"} {
 		writeApp(version)
-		reloads := strings.Count(e.log.String(), `msg="vassal reloaded"`)
 		l := startLoad(url)
 		// The load (4 clients, 10 ms a request) keeps the workers busy,
 		// so cheaper spawns more: the reload comes while it does, as it
 		// would on a busy site.
 		waitFor(t, time.Minute, "cheaper to spawn a worker under load", func() bool { return workers() >= 2 })
-		now := time.Now()
-		if err := os.Chtimes(path, now, now); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, time.Minute, "the reload", func() bool {
-			return strings.Count(e.log.String(), `msg="vassal reloaded"`) > reloads
-		})
+		touchReload(t, e, path, "the reload")
 		l.waitAnswers(t, 20)
 		l.end(t)
 		if body, _ := mustGet(t, url); !strings.HasPrefix(body, version+" ") {
@@ -169,63 +193,19 @@ cheaper-step = 1
 // SIGHUP handler. No request fails, and afterwards every worker serves the
 // last code.
 func TestAppServerPSGILazyAppsBackToBackReloads(t *testing.T) {
-	requireRoot(t)
-	requireAppServer(t, "psgi")
-	name, _, _ := testUser(t, "emplazy")
-	dir := publicDir(t)
-	writeApp := func(version string) {
-		src := fmt.Sprintf(`select(undef, undef, undef, 0.3);
-my $app = sub {
-    my $env = shift;
-    return [200, ['Content-Type' => 'text/plain'], ["%s pid=$$\n"]];
-};
-`, version)
-		if err := os.WriteFile(filepath.Join(dir, "app.pl"), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	writeApp("v1")
-	port := freePort(t)
-	e := startEmperor(t)
-	path := e.install("lazy", fmt.Sprintf(`[uwsgi]
-uid = %[1]s
-gid = %[1]s
-chdir = %[2]s
-psgi = app.pl
-master = true
-processes = 4
-lazy-apps = true
-http-socket = 127.0.0.1:%[3]d
-`, name, dir, port))
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	if body := waitHTTP(t, url, time.Minute); !strings.HasPrefix(body, "v1 ") {
-		t.Fatalf("GET: %q", body)
-	}
-	v := e.waitState("lazy", "running", time.Minute)
-	master := appMaster(t, v.PID)
+	a := startLazyPSGI(t, "select(undef, undef, undef, 0.3);\n")
+	e, url, master := a.e, a.url, a.master
 	l := startLoad(url)
 	l.waitAnswers(t, 20)
 	last := ""
 	for _, version := range []string{"v2", "v3", "v4"} {
-		writeApp(version)
-		reloads := strings.Count(e.log.String(), `msg="vassal reloaded"`)
-		now := time.Now()
-		if err := os.Chtimes(path, now, now); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, time.Minute, "reload to "+version, func() bool {
-			return strings.Count(e.log.String(), `msg="vassal reloaded"`) > reloads
-		})
+		a.write(version)
+		touchReload(t, e, a.path, "reload to "+version)
 		last = version
 	}
 	l.waitAnswers(t, 20)
 	l.end(t)
-	if nv := e.waitState("lazy", "running", time.Minute); nv.PID != v.PID {
-		t.Fatalf("PID 1 changed from %d to %d", v.PID, nv.PID)
-	}
-	if m := appMaster(t, v.PID); m != master {
-		t.Fatalf("uWSGI master %d -> %d", master, m)
-	}
+	a.same(t)
 	waitWorkersAccepting(t, master, 4)
 	for i := 0; i < 40; i++ {
 		if body, _ := mustGet(t, url); !strings.HasPrefix(body, last+" ") {

@@ -75,7 +75,6 @@ vacuum = true
 
 	t.Run("a touch reloads in place under load", func(t *testing.T) {
 		writeWSGIApp(t, dir, "v2")
-		reloads := strings.Count(e.log.String(), `msg="vassal reloaded"`)
 		l := startLoadWith(func() error {
 			code, body, err := uwsgiGet(addr, "/load")
 			if err != nil {
@@ -87,36 +86,14 @@ vacuum = true
 			return nil
 		})
 		l.waitAnswers(t, 20)
-		now := time.Now()
-		if err := os.Chtimes(path, now, now); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, time.Minute, "the reload", func() bool {
-			return strings.Count(e.log.String(), `msg="vassal reloaded"`) > reloads
-		})
+		touchReload(t, e, path, "the reload")
 		l.waitAnswers(t, 20)
 		l.end(t)
 		code, body, err := uwsgiGet(addr, "/after")
 		if err != nil || code != 200 || !strings.HasPrefix(body, "v2 path=/after ") {
 			t.Fatalf("after the reload: %d %q %v, want the new code", code, body, err)
 		}
-		if nv := e.waitState("uws", "running", time.Minute); nv.PID != v.PID {
-			t.Fatalf("PID 1 changed from %d to %d: a touch reloads in place", v.PID, nv.PID)
-		}
-		if m := appMaster(t, v.PID); m != master {
-			t.Fatalf("uWSGI master %d -> %d: a graceful reload re-execs the master in place", master, m)
-		}
-		now2 := waitWorkersAccepting(t, master, 2)
-		for _, w := range now2 {
-			for _, o := range workers {
-				if w == o {
-					t.Fatalf("worker %d survived the reload", w)
-				}
-			}
-		}
-		if s := tcpListeners(t, port); len(s) != 1 || s[0] != socks[0] {
-			t.Fatalf("listening sockets on port %d: %v after the reload, %v before: the reload must keep the socket", port, s, socks)
-		}
+		reloadedInPlace(t, e, "uws", v.PID, master, 2, workers, port, socks)
 		t.Logf("%d requests in the uwsgi protocol during the reload, none failed", l.ok.Load())
 	})
 
@@ -181,7 +158,6 @@ processes = 2
 
 	t.Run("a touch reloads in place under load", func(t *testing.T) {
 		writeWSGIApp(t, dir, "v2")
-		reloads := strings.Count(e.log.String(), `msg="vassal reloaded"`)
 		// uWSGI 2.0's graceful reload SIGKILLs its gateways at once
 		// (core/master_utils.c, uwsgi_destroy_processes, from
 		// grace_them_all): a request the http router holds at that moment
@@ -216,13 +192,7 @@ processes = 2
 			return nil
 		})
 		l.waitAnswers(t, 20)
-		now := time.Now()
-		if err := os.Chtimes(path, now, now); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, time.Minute, "the reload", func() bool {
-			return strings.Count(e.log.String(), `msg="vassal reloaded"`) > reloads
-		})
+		touchReload(t, e, path, "the reload")
 		l.waitAnswers(t, 20)
 		l.end(t)
 		if n := refused.Load(); n != 0 {
@@ -236,23 +206,7 @@ processes = 2
 		if body, _ := mustGet(t, url); !strings.HasPrefix(body, "v2 path=/hello ") {
 			t.Fatalf("after the reload: %q, want the new code", body)
 		}
-		if nv := e.waitState("router", "running", time.Minute); nv.PID != v.PID {
-			t.Fatalf("PID 1 changed from %d to %d: a touch reloads in place", v.PID, nv.PID)
-		}
-		if m := appMaster(t, v.PID); m != master {
-			t.Fatalf("uWSGI master %d -> %d: a graceful reload re-execs the master in place", master, m)
-		}
-		now2 := waitWorkersAccepting(t, master, 3)
-		for _, w := range now2 {
-			for _, o := range kids {
-				if w == o {
-					t.Fatalf("process %d (a worker or the gateway) survived the reload", w)
-				}
-			}
-		}
-		if s := tcpListeners(t, port); len(s) != 1 || s[0] != socks[0] {
-			t.Fatalf("listening sockets on port %d: %v after the reload, %v before: the reload must keep the socket", port, s, socks)
-		}
+		reloadedInPlace(t, e, "router", v.PID, master, 3, kids, port, socks)
 		t.Logf("%d requests answered through the http router during the reload, %d cut by uWSGI, none refused", l.ok.Load()-cut.Load(), cut.Load())
 	})
 
@@ -272,4 +226,28 @@ processes = 2
 		waitPidsGone(t, "every uwsgi process of the vassal", all)
 		requirePortFreed(t, port)
 	})
+}
+
+// reloadedInPlace fails unless the graceful reload of vassal name kept its
+// PID 1 (pid) and uWSGI master, replaced every process in old by n new
+// accepting workers, and kept the one listening socket of port (socks, as
+// before the reload).
+func reloadedInPlace(t *testing.T, e *emperorProc, name string, pid, master, n int, old []int, port int, socks []string) {
+	t.Helper()
+	if nv := e.waitState(name, "running", time.Minute); nv.PID != pid {
+		t.Fatalf("PID 1 changed from %d to %d: a touch reloads in place", pid, nv.PID)
+	}
+	if m := appMaster(t, pid); m != master {
+		t.Fatalf("uWSGI master %d -> %d: a graceful reload re-execs the master in place", master, m)
+	}
+	for _, w := range waitWorkersAccepting(t, master, n) {
+		for _, o := range old {
+			if w == o {
+				t.Fatalf("process %d (a worker or the gateway) survived the reload", w)
+			}
+		}
+	}
+	if s := tcpListeners(t, port); len(s) != 1 || s[0] != socks[0] {
+		t.Fatalf("listening sockets on port %d: %v after the reload, %v before: the reload must keep the socket", port, s, socks)
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emperor-dev/emperor/cron"
 	"github.com/emperor-dev/emperor/reexec"
+	"github.com/emperor-dev/emperor/vassalfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -342,7 +343,8 @@ type cronStats struct {
 
 	Option     string  `json:"option"`
 	Line       int     `json:"line"`
-	Harakiri   float64 `json:"harakiri"` // seconds; 0: no bound
+	File       string  `json:"file,omitempty"` // the included file of the line; none: the vassal file
+	Harakiri   float64 `json:"harakiri"`       // seconds; 0: no bound
 	Running    []int   `json:"running"`
 	Runs       int     `json:"runs"`
 	LastStart  int64   `json:"last_start"`
@@ -350,15 +352,16 @@ type cronStats struct {
 }
 
 // stats describes the configured jobs and their runs.
-func (t *crontab) stats() []cronStats {
+func (t *crontab) stats(spec *vassalfile.Spec) []cronStats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([]cronStats, 0, len(t.jobs))
 	for _, j := range t.jobs {
 		s := j.spec.Schedule
 		c := cronStats{Minute: s.Minute, Hour: s.Hour, Day: s.Day, Month: s.Month, Week: s.Week,
-			Command: j.spec.Command, PID: -1, Option: j.spec.Option, Line: j.spec.Line,
+			Command: j.spec.Command, PID: -1, Option: j.spec.Option,
 			Running: []int{}, Runs: j.started, LastResult: j.lastRan}
+		c.File, c.Line = spec.Position(j.spec.Line)
 		if j.spec.Unique {
 			c.Unique = 1
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/emperor-dev/emperor/vassalfile"
 )
 
 // Limits of the stats server: how long one connection may take (uWSGI's
@@ -240,6 +242,7 @@ type daemonStats struct {
 	Smart     bool   `json:"smart"`
 	Pidfile   string `json:"pidfile,omitempty"`
 	Line      int    `json:"line"`
+	File      string `json:"file,omitempty"` // the included file of the line; none: the vassal file
 	PID       int    `json:"pid"`
 	Running   bool   `json:"running"`
 	StartedAt int64  `json:"started_at"`
@@ -256,7 +259,7 @@ func (s *statsServer) document(c *config) ([]byte, error) {
 		Vassal: s.v.name, File: s.v.path, PID: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(), CWD: cwd,
 		Namespaces: s.v.ns.String(), StartedAt: s.started.Unix(), LoadedAt: loaded.Unix(), Now: time.Now().Unix(),
 		HTTPSockets: nonNil(spec.HTTPSockets), SharedSockets: nonNil(spec.SharedSockets),
-		MountpointChecks: nonNil(spec.MountChecks), Daemons: s.daemons.stats(), Crons: s.cron.stats(),
+		MountpointChecks: nonNil(spec.MountChecks), Daemons: s.daemons.stats(spec), Crons: s.cron.stats(spec),
 	}
 	if c.spec.StatsMinified {
 		return json.Marshal(d)
@@ -273,15 +276,16 @@ func nonNil(l []string) []string {
 }
 
 // stats describes the running daemons.
-func (d *daemons) stats() []daemonStats {
+func (d *daemons) stats(spec *vassalfile.Spec) []daemonStats {
 	d.set.mu.Lock()
 	list := append([]*daemon(nil), d.set.list...)
 	d.set.mu.Unlock()
 	out := make([]daemonStats, 0, len(list))
 	for _, dm := range list {
 		pid, since, starts := dm.state.get()
-		ds := daemonStats{Command: dm.spec.Command, Smart: dm.spec.Smart, Pidfile: dm.spec.Pidfile, Line: dm.spec.Line,
+		ds := daemonStats{Command: dm.spec.Command, Smart: dm.spec.Smart, Pidfile: dm.spec.Pidfile,
 			PID: pid, Running: pid != 0, Starts: starts}
+		ds.File, ds.Line = spec.Position(dm.spec.Line)
 		if !since.IsZero() {
 			ds.StartedAt = since.Unix()
 		}

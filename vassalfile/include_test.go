@@ -341,4 +341,10 @@ func TestSpecLineRefs(t *testing.T) {
 	if got := s.Where(3); got != path+":3" {
 		t.Fatalf("Where(3) = %q", got)
 	}
+	if file, n := s.Position(s.Crons[0].Line); file != d+"/base.ini" || n != 3 {
+		t.Fatalf("Position of the included cron = %q, %d", file, n)
+	}
+	if file, n := s.Position(3); file != "" || n != 3 {
+		t.Fatalf("Position(3) = %q, %d", file, n)
+	}
 }

@@ -84,6 +84,17 @@ func (s *Spec) Where(line int) string {
 	return (&File{Path: s.Path, Sources: s.Sources}).Where(line)
 }
 
+// Position is where a Line of the spec is: n, its number in its own file,
+// and file, that file's path when it is a file the vassal file included
+// ("" for the vassal file itself).
+func (s *Spec) Position(line int) (file string, n int) {
+	p, n, _ := (&File{Path: s.Path, Sources: s.Sources}).locate(line)
+	if p == s.Path {
+		p = ""
+	}
+	return p, n
+}
+
 // PhaseHooks returns the hooks of phase in run order: hook-<phase> lines
 // first, then mount-, umount-, exec- and call-<phase>, each in file order.
 func (s *Spec) PhaseHooks(phase hooks.Phase) []hooks.Hook {
