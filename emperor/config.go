@@ -11,6 +11,7 @@ import (
 
 	"github.com/emperor-dev/emperor/reexec"
 	"github.com/emperor-dev/emperor/restart"
+	"github.com/emperor-dev/emperor/sdnotify"
 	"github.com/emperor-dev/emperor/vassalfile"
 )
 
@@ -48,6 +49,10 @@ type Config struct {
 	CheckTimeout time.Duration
 	// Logger gets every line; each vassal's lines carry vassal=NAME.
 	Logger *slog.Logger
+	// Notifier tells systemd (Type=notify) when the emperor is ready,
+	// reloading or stopping, and how many vassals it governs, and feeds
+	// its watchdog; nil: not started by a service manager.
+	Notifier *sdnotify.Notifier
 	// LogFormat is Logger's format, which every vassal's PID 1 uses too
 	// (they share stderr).
 	LogFormat reexec.LogFormat

@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/emperor-dev/emperor/control"
+	"github.com/emperor-dev/emperor/sdnotify"
 	"github.com/emperor-dev/emperor/vassalfile"
 	"github.com/fsnotify/fsnotify"
 )
@@ -30,10 +32,11 @@ type Emperor struct {
 	since   time.Time
 
 	// Owned by Run.
-	files    map[string]fileState
-	settling map[string]*settling
-	settled  chan string
-	gone     chan string
+	sentStatus string // the last STATUS= sent to systemd
+	files      map[string]fileState
+	settling   map[string]*settling
+	settled    chan string
+	gone       chan string
 	// The checks of vassal files in flight (one per file at most), and
 	// the files waiting for a free slot.
 	checks        map[string]*checking
@@ -104,11 +107,26 @@ func (e *Emperor) Run(ctx context.Context) error {
 	e.rescan()
 	go e.serveControl(ln)
 	e.log.Info("emperor started", "vassals", e.dir, "pid", os.Getpid(), "namespaces", e.cfg.Namespaces.String(), "control", e.cfg.ControlPath, "rescan", e.cfg.Rescan)
+	// Ready once the first scan has taken every file in (each vassal then
+	// starts on its own) and the control socket answers.
+	e.sentStatus = e.statusLine()
+	e.notify("READY=1", e.sentStatus)
 	tick := time.NewTicker(e.cfg.Rescan)
 	defer tick.Stop()
+	// The watchdog is fed from this loop, at half of WatchdogSec: a loop
+	// that no longer turns stops feeding it, and systemd restarts us.
+	var watchdog <-chan time.Time
+	if d := e.cfg.Notifier.Watchdog(); d > 0 {
+		wt := time.NewTicker(d / 2)
+		defer wt.Stop()
+		watchdog = wt.C
+	}
 	events, errs := w.Events, w.Errors
 	for {
+		e.updateStatus()
 		select {
+		case <-watchdog:
+			e.notify("WATCHDOG=1")
 		case <-ctx.Done():
 			e.shutdown()
 			return nil
@@ -265,6 +283,7 @@ func (e *Emperor) shutdown() {
 	}
 	e.mu.Unlock()
 	e.log.Info("emperor stopping", "vassals", len(sups))
+	e.notify("STOPPING=1", fmt.Sprintf("STATUS=stopping %d vassals", len(sups)))
 	start := time.Now()
 	for _, s := range sups {
 		s.post(cmdStop{})
@@ -309,6 +328,7 @@ func (e *Emperor) Reload(name string) (int, error) {
 		s.post(cmdReload{})
 		return 1, nil
 	}
+	e.notify(sdnotify.Reloading()...)
 	n := 0
 	for name, s := range e.vassals {
 		if !e.leaving[name] {
@@ -316,5 +336,41 @@ func (e *Emperor) Reload(name string) (int, error) {
 			n++
 		}
 	}
+	// Each vassal reloads on its own from here, as uWSGI's Emperor does
+	// on SIGHUP: the emperor itself is ready again at once.
+	e.notify("READY=1", e.statusLineLocked())
 	return n, nil
+}
+
+// notify sends states to systemd, when it started us (Config.Notifier).
+// A failure is logged, never fatal: the vassals do not depend on it.
+func (e *Emperor) notify(states ...string) {
+	if err := e.cfg.Notifier.Notify(states...); err != nil {
+		e.log.Warn("systemd notification not sent", "states", strings.Join(states, " "), "err", err)
+	}
+}
+
+// statusLine is systemd's STATUS= of the emperor: how many vassals it
+// governs (the files it took in, whatever their state).
+func (e *Emperor) statusLine() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.statusLineLocked()
+}
+
+func (e *Emperor) statusLineLocked() string {
+	return fmt.Sprintf("STATUS=governing %d vassals", len(e.vassals))
+}
+
+// updateStatus sends STATUS= when the count of vassals changed since the
+// last one sent.
+func (e *Emperor) updateStatus() {
+	if e.cfg.Notifier == nil {
+		return
+	}
+	line := e.statusLine()
+	if line != e.sentStatus {
+		e.sentStatus = line
+		e.notify(line)
+	}
 }

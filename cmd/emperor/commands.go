@@ -14,6 +14,7 @@ import (
 	"github.com/emperor-dev/emperor/control"
 	"github.com/emperor-dev/emperor/emperor"
 	"github.com/emperor-dev/emperor/reexec"
+	"github.com/emperor-dev/emperor/sdnotify"
 	"github.com/emperor-dev/emperor/vassalfile"
 	"github.com/spf13/cobra"
 )
@@ -79,6 +80,12 @@ a touched file reloads it in place, a deleted file stops it without a trace.`,
 				cfg.VassalsDir = vassals
 			}
 			cfg.ControlPath = controlPath
+			// systemd's notification socket is the emperor's alone:
+			// FromEnv takes it out of the environment every vassal
+			// inherits.
+			if cfg.Notifier, err = sdnotify.FromEnv(); err != nil {
+				return err
+			}
 			e, err := emperor.New(cfg)
 			if err != nil {
 				return err
@@ -161,6 +168,11 @@ func newRun(stderr io.Writer, cfg *emperor.Config) *cobra.Command {
 				return fmt.Errorf("--clone: %w", err)
 			}
 			c.Namespaces = ns
+			// `emperor run` tells a service manager nothing (it is for
+			// debugging), but its vassal must not inherit the socket.
+			if _, err := sdnotify.FromEnv(); err != nil {
+				return err
+			}
 			if mercy > 0 {
 				c.Mercy = mercy
 			}
