@@ -102,29 +102,36 @@ func (cs *ctlConns) drop(cc *ctlConn) {
 // another emperor serves there: refuse, rather than steal it. A stale one
 // (its emperor died) is replaced. Anything else at path is left alone.
 func listenControl(path string) (net.Listener, error) {
+	return ListenUnix(path, "control socket", "--control")
+}
+
+// ListenUnix listens on the unix socket path for what (a name for errors),
+// mode 0660: owner and group only, since it drives every vassal. A stale
+// socket (nobody answers) is replaced; a live one means another emperor
+// runs there, and flag is the option that chooses another path.
+func ListenUnix(path, what, flag string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("control socket directory: %w", err)
+		return nil, fmt.Errorf("%s directory: %w", what, err)
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("control socket %s: something that is not a socket is there; remove it or choose another --control", path)
+			return nil, fmt.Errorf("%s %s: something that is not a socket is there; remove it or choose another %s", what, path, flag)
 		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
-			return nil, fmt.Errorf("control socket %s: another emperor is running there (choose another --control)", path)
+			return nil, fmt.Errorf("%s %s: another emperor is running there (choose another %s)", what, path, flag)
 		}
 		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("control socket %s: remove the stale socket: %w", path, err)
+			return nil, fmt.Errorf("%s %s: remove the stale socket: %w", what, path, err)
 		}
 	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	// Owner and group only: the socket can reload every vassal.
 	if err := os.Chmod(path, 0o660); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("control socket %s: chmod 0660: %w", path, err)
+		return nil, fmt.Errorf("%s %s: chmod 0660: %w", what, path, err)
 	}
 	return ln, nil
 }

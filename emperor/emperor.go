@@ -29,10 +29,16 @@ type Emperor struct {
 	mu      sync.Mutex
 	vassals map[string]*supervisor // the vassal table
 	leaving map[string]bool        // file gone, vassal stopping
-	since   time.Time
+	held    map[string]bool        // stopped by the operator (ops.go)
+	paused  bool                   // reaction to file changes paused (ops.go)
+	// deferred are the files that changed while paused.
+	deferred map[string]bool
+	since    time.Time
 
 	// Owned by Run.
-	sentStatus string // the last STATUS= sent to systemd
+	sentStatus string  // the last STATUS= sent to systemd
+	ops        chan op // the operator's actions (ops.go)
+	metrics    *metrics
 	files      map[string]fileState
 	settling   map[string]*settling
 	settled    chan string
@@ -74,14 +80,17 @@ func New(cfg Config) (*Emperor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find our own binary to re-execute as vassal init: %w", err)
 	}
-	return &Emperor{
+	e := &Emperor{
 		cfg: cfg, dir: dir, exe: exe, log: cfg.Logger,
-		vassals: map[string]*supervisor{}, leaving: map[string]bool{},
+		vassals: map[string]*supervisor{}, leaving: map[string]bool{}, held: map[string]bool{},
+		ops: make(chan op), deferred: map[string]bool{},
 		files: map[string]fileState{}, settling: map[string]*settling{},
 		settled: make(chan string, 64), gone: make(chan string, 64), quit: make(chan struct{}),
 		checks: map[string]*checking{}, queued: map[string]bool{},
 		verdicts: make(chan verdict, 64), checkTimeouts: make(chan verdict, 16),
-	}, nil
+	}
+	e.metrics = newMetrics(e)
+	return e, nil
 }
 
 // Run serves until ctx is done, then stops every vassal (in parallel, each
@@ -127,6 +136,8 @@ func (e *Emperor) Run(ctx context.Context) error {
 		select {
 		case <-watchdog:
 			e.notify("WATCHDOG=1")
+		case o := <-e.ops:
+			o.reply <- o.do()
 		case <-ctx.Done():
 			e.shutdown()
 			return nil
@@ -179,6 +190,7 @@ func (e *Emperor) watch() {
 }
 
 func (e *Emperor) event(ev fsnotify.Event) {
+	e.metrics.events.Inc()
 	if filepath.Clean(ev.Name) == e.dir {
 		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 			e.watching = false
@@ -210,6 +222,7 @@ func (e *Emperor) pathOf(name string) string { return filepath.Join(e.dir, name+
 // rescan is the safety net under inotify: it finds files whose events were
 // lost, files changed behind a symlink, and files that went away.
 func (e *Emperor) rescan() {
+	e.metrics.rescans.Inc()
 	e.watch()
 	ents, err := os.ReadDir(e.dir)
 	if err != nil {
@@ -310,6 +323,13 @@ func (e *Emperor) Status() []control.VassalStatus {
 	for _, s := range sups {
 		out = append(out, s.status())
 	}
+	e.mu.Lock()
+	for name := range e.held {
+		if _, ok := e.vassals[name]; !ok {
+			out = append(out, e.heldStatus(name))
+		}
+	}
+	e.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }

@@ -130,6 +130,9 @@ func sumOf(content []byte, files map[string][]byte) [sha256.Size]byte {
 // file, or stop. The check runs off the loop; its verdict comes back to
 // judge.
 func (e *Emperor) sync(name string) {
+	if e.skip(name) {
+		return
+	}
 	if c := e.checks[name]; c != nil {
 		c.again = true // one check per file in flight, even a stuck one
 		return
@@ -185,6 +188,7 @@ func (e *Emperor) timedOut(name string, c *checking) {
 	if sup == nil {
 		return
 	}
+	e.metrics.configErrors.Inc()
 	sup.post(cmdBroken{fmt.Errorf("%s: the check of this file did not finish within %v: a path it looks into may be on a hung mount (if-exists, if-file, if-dir, for-glob, @(file) and uid/gid lookups touch the filesystem); it is checked again once that check returns", c.path, e.cfg.CheckTimeout)})
 }
 
@@ -200,6 +204,9 @@ func (e *Emperor) judge(r verdict) {
 		e.log.Info("a vassal file check that timed out has returned; checking the file again", "vassal", r.name)
 		e.sync(r.name)
 		return
+	}
+	if e.skip(r.name) {
+		return // Resume or Start checks the file again
 	}
 	if r.c.again {
 		defer e.sync(r.name)
@@ -237,8 +244,10 @@ func (e *Emperor) judge(r verdict) {
 		}
 		r.st.readErr = r.readErr.Error()
 		e.files[r.name] = r.st
+		e.metrics.configErrors.Inc()
 		sup.post(cmdBroken{fmt.Errorf("%s: %w", r.c.path, r.readErr)})
 	case r.checkErr != nil:
+		e.metrics.configErrors.Inc()
 		sup.post(cmdBroken{r.checkErr})
 	default:
 		sup.post(cmdUpdate{r.v})
@@ -256,6 +265,7 @@ func (e *Emperor) supervisorFor(name string) *supervisor {
 	sup := e.vassals[name]
 	if sup == nil {
 		sup = newSupervisor(name, e.pathOf(name), &e.cfg, e.exe, false)
+		sup.onReady = e.metrics.spawn.Observe
 		e.vassals[name] = sup
 		go sup.run()
 	}

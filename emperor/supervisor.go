@@ -138,6 +138,9 @@ type supervisor struct {
 	nextAttempt time.Time
 	namespaces  string
 	mounts      []control.MountStatus
+	// onReady gets how long a new PID 1 took from clone to ready (the
+	// emperor's spawn histogram); nil for `emperor run`.
+	onReady func(seconds float64)
 }
 
 // view is a copy of what status shows, taken by run after each event.
@@ -461,6 +464,9 @@ func (s *supervisor) message(m control.Message) {
 			now := time.Now()
 			s.tracker.Ready(now)
 			s.log.Info("vassal ready", "pid", s.proc.pid, "startup", now.Sub(s.proc.started).Round(time.Millisecond))
+			if s.onReady != nil {
+				s.onReady(now.Sub(s.proc.started).Seconds())
+			}
 			s.landed()
 		case m.Reload && s.phase == phaseReloading:
 			s.log.Info("reload applied", "pid", s.proc.pid)

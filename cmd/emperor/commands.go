@@ -7,10 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/emperor-dev/emperor/api"
 	"github.com/emperor-dev/emperor/control"
 	"github.com/emperor-dev/emperor/emperor"
 	"github.com/emperor-dev/emperor/reexec"
@@ -54,7 +56,7 @@ func newLogger(w io.Writer, format string) (*slog.Logger, reexec.LogFormat, erro
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
-	var vassals, configFile, controlPath, logFormat string
+	var vassals, configFile, controlPath, logFormat, apiPath, apiTCP, apiTokenFile string
 	cfg := emperor.DefaultConfig()
 	root := &cobra.Command{
 		Use:   "emperor --vassals DIR",
@@ -90,6 +92,15 @@ a touched file reloads it in place, a deleted file stops it without a trace.`,
 			if err != nil {
 				return err
 			}
+			ac, err := apiConfig(apiPath, apiTCP, apiTokenFile, controlPath)
+			if err != nil {
+				return err
+			}
+			srv, err := api.Start(e, ac, log)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
 			ctx, stop := signalContext(func() {
 				n, _ := e.Reload("")
 				log.Info("SIGHUP: reloading every vassal", "vassals", n)
@@ -102,6 +113,9 @@ a touched file reloads it in place, a deleted file stops it without a trace.`,
 	root.Flags().StringVar(&configFile, "config", "", "emperor config file ([uwsgi] section: emperor, emperor-use-clone, emperor-throttle, emperor-max-throttle, reload-mercy, ...)")
 	root.PersistentFlags().StringVar(&controlPath, "control", emperor.DefaultControlPath, "unix control socket")
 	root.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	root.Flags().StringVar(&apiPath, "api", "", `unix socket of the HTTP API and /metrics (default: api.sock beside the control socket; "none": no API)`)
+	root.Flags().StringVar(&apiTCP, "api-tcp", "", "also serve the HTTP API on this host:port (needs --api-token-file)")
+	root.Flags().StringVar(&apiTokenFile, "api-token-file", "", "file whose first line is the bearer token TCP requests to the API must carry (mode 0600)")
 	root.AddCommand(newCheck(stdout), newRun(stderr, &cfg), newStatus(stdout, &controlPath), newReload(stdout, &controlPath), newVersion(stdout), newOptions(stdout))
 	return root
 }
@@ -308,4 +322,28 @@ func newOptions(stdout io.Writer) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&markdown, "markdown", false, "print the Markdown table used in docs/options.md")
 	return cmd
+}
+
+// apiConfig is where the HTTP API listens: its unix socket beside the
+// control socket unless --api says otherwise ("none": no API), and TCP
+// only with a token.
+func apiConfig(path, tcp, tokenFile, controlPath string) (api.Config, error) {
+	c := api.Config{Unix: path, TCP: tcp}
+	switch path {
+	case "":
+		c.Unix = filepath.Join(filepath.Dir(controlPath), "api.sock")
+	case "none":
+		c.Unix = ""
+	}
+	if tokenFile != "" {
+		tok, err := api.ReadToken(tokenFile)
+		if err != nil {
+			return c, err
+		}
+		c.Token = tok
+	}
+	if tcp != "" && c.Token == "" {
+		return c, fmt.Errorf("--api-tcp %s needs --api-token-file: anyone who reaches the port could stop every vassal", tcp)
+	}
+	return c, nil
 }
