@@ -93,8 +93,19 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		// Decode checks what spans lines (a static-map that nothing
+		// serves, say): its errors are diagnostics too, each naming the
+		// file it is about and a line of it.
 		if _, err := Decode(file); err != nil {
-			t.Fatalf("parsed but does not decode: %v", err)
+			var e Errors
+			if !errors.As(err, &e) || len(e) == 0 {
+				t.Fatalf("decode error is not Errors: %v", err)
+			}
+			for _, d := range e {
+				if (d.File != filepath.Join(dir, "fz.ini") && !isSource(file, d.File)) || d.Line <= 0 {
+					t.Fatalf("decode diagnostic without its file and line: %+v", d)
+				}
+			}
 		}
 	})
 }
