@@ -49,6 +49,8 @@ type Config struct {
 	CheckTimeout time.Duration
 	// Logger gets every line; each vassal's lines carry vassal=NAME.
 	Logger *slog.Logger
+	// Stats is the address of the emperor-stats server ("": none).
+	Stats string
 	// Notifier tells systemd (Type=notify) when the emperor is ready,
 	// reloading or stopping, and how many vassals it governs, and feeds
 	// its watchdog; nil: not started by a service manager.
@@ -81,7 +83,7 @@ func (c *Config) Policy() restart.Policy {
 // LoadFile applies the [uwsgi] section of an emperor config file (emperor,
 // emperor-use-clone, emperor-throttle, emperor-max-throttle,
 // emperor-restart-burst, emperor-restart-half-life, emperor-freq,
-// reload-mercy; emperor-healthy-time is accepted with a warning). Errors
+// reload-mercy, emperor-stats; emperor-healthy-time is accepted with a warning). Errors
 // name the file and line; nothing is applied unless the whole file is valid.
 func (c *Config) LoadFile(path string) error {
 	f, err := vassalfile.ParseFile(path, vassalfile.ParseOptions{Scope: vassalfile.ScopeEmperor})
@@ -137,6 +139,8 @@ func (c *Config) apply(e vassalfile.Entry) {
 		c.Rescan = e.Val.(time.Duration)
 	case "reload-mercy":
 		c.Mercy = e.Val.(time.Duration)
+	case "emperor-stats":
+		c.Stats = e.Value
 	}
 }
 

@@ -33,7 +33,10 @@ type Emperor struct {
 	paused  bool                   // reaction to file changes paused (ops.go)
 	// deferred are the files that changed while paused.
 	deferred map[string]bool
-	since    time.Time
+	// mtimes are the vassal files' mtimes as last checked (emperor-stats'
+	// last_mod, without a lookup into the directory).
+	mtimes map[string]time.Time
+	since  time.Time
 
 	// Owned by Run.
 	sentStatus string  // the last STATUS= sent to systemd
@@ -83,7 +86,7 @@ func New(cfg Config) (*Emperor, error) {
 	e := &Emperor{
 		cfg: cfg, dir: dir, exe: exe, log: cfg.Logger,
 		vassals: map[string]*supervisor{}, leaving: map[string]bool{}, held: map[string]bool{},
-		ops: make(chan op), deferred: map[string]bool{},
+		ops: make(chan op), deferred: map[string]bool{}, mtimes: map[string]time.Time{},
 		files: map[string]fileState{}, settling: map[string]*settling{},
 		settled: make(chan string, 64), gone: make(chan string, 64), quit: make(chan struct{}),
 		checks: map[string]*checking{}, queued: map[string]bool{},
@@ -108,6 +111,11 @@ func (e *Emperor) Run(ctx context.Context) error {
 		return fmt.Errorf("inotify: %w", err)
 	}
 	defer w.Close()
+	closeStats, err := e.listenStats()
+	if err != nil {
+		return err
+	}
+	defer closeStats()
 	e.watcher = w
 	e.mu.Lock()
 	e.since = time.Now()
@@ -258,6 +266,7 @@ func (e *Emperor) rescan() {
 func (e *Emperor) remove(name string) {
 	delete(e.files, name)
 	e.mu.Lock()
+	delete(e.mtimes, name)
 	sup := e.vassals[name]
 	if sup == nil || e.leaving[name] {
 		e.mu.Unlock()

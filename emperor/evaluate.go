@@ -226,6 +226,9 @@ func (e *Emperor) judge(r verdict) {
 	}
 	prev, known := e.files[r.name]
 	e.files[r.name] = r.st
+	e.mu.Lock()
+	e.mtimes[r.name] = r.st.mtime
+	e.mu.Unlock()
 	if r.unchanged {
 		return
 	}

@@ -1,28 +1,16 @@
 package vassal
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/emperor-dev/emperor/statsock"
 	"github.com/emperor-dev/emperor/vassalfile"
-)
-
-// Limits of the stats server: how long one connection may take (uWSGI's
-// socket-timeout default), how many are served at once (more are closed at
-// once), and how much of a stats-http request is read.
-const (
-	statsConnTimeout = 4 * time.Second
-	statsMaxConns    = 16
-	statsMaxRequest  = 8 << 10
 )
 
 // statsServer is the stats component of a vassal without an app (with one,
@@ -42,11 +30,10 @@ type statsServer struct {
 	ln       net.Listener
 	addr     string
 	unixPath string // the socket file to remove at close
-	sem      chan struct{}
 }
 
 func newStatsServer(v *vassal, d *daemons, c *crontab) *statsServer {
-	return &statsServer{v: v, daemons: d, cron: c, sem: make(chan struct{}, statsMaxConns)}
+	return &statsServer{v: v, daemons: d, cron: c}
 }
 
 // StatsError is a stats address that could not be listened on.
@@ -57,41 +44,6 @@ type StatsError struct {
 
 func (e *StatsError) Error() string { return fmt.Sprintf("stats %s: %v", e.Addr, e.Err) }
 func (e *StatsError) Unwrap() error { return e.Err }
-
-// listenStats listens on a stats address as uWSGI reads it: with a colon,
-// TCP; else a unix socket path, @NAME being abstract. A socket file left at
-// the path (by a vassal that died) is replaced, as uWSGI's bind_to_unix
-// does; anything else at the path is an error.
-func listenStats(addr string) (net.Listener, string, error) {
-	if strings.Contains(addr, ":") {
-		ln, err := net.Listen("tcp", addr)
-		return ln, "", err
-	}
-	if strings.HasPrefix(addr, "@") {
-		ln, err := net.Listen("unix", addr)
-		return ln, "", err
-	}
-	path, err := filepath.Abs(addr)
-	if err != nil {
-		return nil, "", err
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, "", fmt.Errorf("%s exists and is not a socket", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, "", err
-		}
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, "", err
-	}
-	// The file goes at close, not by the net package: a listener that a
-	// reload replaced must not remove a socket file bound again since.
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	return ln, path, nil
-}
 
 func (s *statsServer) Start(c *config) error {
 	s.started = time.Now()
@@ -113,7 +65,7 @@ func (s *statsServer) Apply(old, new *config) error {
 		var path string
 		if addr != "" {
 			var err error
-			if ln, path, err = listenStats(addr); err != nil {
+			if ln, path, err = statsock.Listen(addr); err != nil {
 				return &StatsError{Addr: addr, Err: err}
 			}
 		}
@@ -121,7 +73,7 @@ func (s *statsServer) Apply(old, new *config) error {
 		s.ln, s.addr, s.unixPath = ln, addr, path
 		if ln != nil {
 			s.v.log.Info("stats server listening", "addr", ln.Addr().String())
-			go s.serve(ln)
+			go statsock.Serve(ln, s.v.log, s.answer)
 		}
 	}
 	s.cur, s.loadedAt = new, time.Now()
@@ -146,35 +98,8 @@ func (s *statsServer) closeLocked() {
 	s.ln, s.unixPath = nil, ""
 }
 
-func (s *statsServer) serve(ln net.Listener) {
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					continue
-				}
-				s.v.log.Error("stats server stopped", "err", err)
-			}
-			return
-		}
-		select {
-		case s.sem <- struct{}{}:
-			go func() {
-				defer func() { <-s.sem }()
-				s.answer(conn)
-			}()
-		default:
-			conn.Close() // statsMaxConns are being served
-		}
-	}
-}
-
-// answer writes one stats document on conn and closes it.
+// answer writes one stats document on conn (statsock closes it).
 func (s *statsServer) answer(conn net.Conn) {
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(statsConnTimeout))
 	s.mu.Lock()
 	c := s.cur
 	s.mu.Unlock()
@@ -186,35 +111,7 @@ func (s *statsServer) answer(conn net.Conn) {
 		s.v.log.Error("stats document", "err", err)
 		return
 	}
-	if c.spec.StatsHTTP {
-		if !readRequest(conn) {
-			return
-		}
-		head := "HTTP/1.0 200 OK\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\nContent-Type: application/json\r\n" +
-			fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body))
-		body = append([]byte(head), body...)
-	}
-	_, _ = conn.Write(body)
-}
-
-// readRequest reads an HTTP request's head, up to its blank line, so the
-// answer does not race a request still arriving (a close with unread
-// bytes resets the connection). A client that sends nothing gets nothing,
-// as from uWSGI.
-func readRequest(r io.Reader) bool {
-	var head []byte
-	buf := make([]byte, 2048)
-	for len(head) < statsMaxRequest {
-		n, err := r.Read(buf)
-		head = append(head, buf[:n]...)
-		if bytes.Contains(head, []byte("\r\n\r\n")) || bytes.Contains(head, []byte("\n\n")) {
-			return true
-		}
-		if err != nil {
-			return len(head) > 0
-		}
-	}
-	return true
+	statsock.Write(conn, body, c.spec.StatsHTTP)
 }
 
 // vassalStats is the stats document of a vassal without an app

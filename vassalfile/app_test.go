@@ -227,8 +227,8 @@ func TestUWSGITypoGetsAHint(t *testing.T) {
 }
 
 func TestAppOptionsInEmperorConfigAreIgnored(t *testing.T) {
-	f := mustParse(t, "[uwsgi]\nemperor = /etc/uwsgi/vassals\nmaster = true\nvacuum = true\nemperor-stats = 127.0.0.1:1717\n", ParseOptions{Scope: ScopeEmperor})
-	if len(f.Warnings) != 3 || !strings.Contains(f.Warnings[2].Message, "emperor-stats has no effect under this emperor") {
+	f := mustParse(t, "[uwsgi]\nemperor = /etc/uwsgi/vassals\nmaster = true\nvacuum = true\nemperor-broodlord = 4\n", ParseOptions{Scope: ScopeEmperor})
+	if len(f.Warnings) != 3 || !strings.Contains(f.Warnings[2].Message, "emperor-broodlord has no effect under this emperor") {
 		t.Fatalf("warnings %v", f.Warnings)
 	}
 	if len(f.Entries) != 1 {

@@ -88,6 +88,7 @@ a touched file reloads it in place, a deleted file stops it without a trace.`,
 			if cfg.Notifier, err = sdnotify.FromEnv(); err != nil {
 				return err
 			}
+			emperor.Version = version
 			e, err := emperor.New(cfg)
 			if err != nil {
 				return err
